@@ -1,0 +1,138 @@
+"""The record that flows: who a call is for, what it used, what it cost, how it ended.
+
+Read top to bottom: `Attribution` (who/what), `Usage` (disjoint token classes), `Cost` or `Unpriced`
+(what pricing made of the usage), and `Call` (one per SDK method invocation, finished exactly once).
+Sinks only ever read finished `Call` objects, so each sink can be tested with a hand-made one.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Literal
+
+UNKNOWN = "unknown"
+
+UsageSource = Literal["reported", "estimated", "missing"]
+Status = Literal["ok", "error", "blocked"]
+EndReason = Literal["completed", "error", "closed_early", "abandoned", "blocked"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """Who and what a call is for. Frozen: it is snapshotted when the call starts."""
+
+    user: str | None = None
+    feature: str | None = None
+    agent: str | None = None
+    conversation: str | None = None
+
+    def merged(self, inner: Attribution) -> Attribution:
+        """`inner` wins wherever it says something; `self` fills the rest."""
+        return Attribution(
+            user=inner.user if inner.user is not None else self.user,
+            feature=inner.feature if inner.feature is not None else self.feature,
+            agent=inner.agent if inner.agent is not None else self.agent,
+            conversation=inner.conversation if inner.conversation is not None else self.conversation,
+        )
+
+
+@dataclass(slots=True)
+class Usage:
+    """Billed tokens in disjoint classes that add up to the billed total.
+
+    `reasoning` is a subset of `output` (never added twice); the two cache-write classes are priced apart.
+    """
+
+    input: int = 0
+    cache_read: int = 0
+    cache_write_5m: int = 0
+    cache_write_1h: int = 0
+    output: int = 0
+    reasoning: int = 0
+    source: UsageSource = "missing"
+
+    @property
+    def cache_write(self) -> int:
+        return self.cache_write_5m + self.cache_write_1h
+
+    @property
+    def prompt_total(self) -> int:
+        """Every input-side token, cached or not (what GenAI semconv calls `input_tokens`)."""
+        return self.input + self.cache_read + self.cache_write
+
+    @property
+    def total(self) -> int:
+        return self.prompt_total + self.output
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """USD per token class and in total, with where the prices came from."""
+
+    input: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+    output: Decimal
+    total: Decimal
+    source: str  # e.g. "genai-prices 0.2.3" or "genai-prices 0.2.3+overrides:1a2b3c4d"
+    price_entry: str  # the model/price entry that matched, for humans and audits
+    currency: str = "USD"
+
+
+@dataclass(frozen=True, slots=True)
+class Unpriced:
+    """No price could be found; no number is invented."""
+
+    reason: str
+
+
+@dataclass(slots=True, eq=False)
+class Call:
+    """One SDK method invocation (not one HTTP attempt), finished exactly once by the recorder."""
+
+    provider: str  # gen_ai.provider.name: openai, anthropic, azure.ai.openai, aws.bedrock, gcp.vertex_ai
+    operation: str  # chat, responses, embeddings, text_completion, messages
+    request_model: str | None
+    attribution: Attribution
+    stream: bool = False
+    batch: bool = False
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    start_monotonic: float = 0.0
+    request_service_tier: str | None = None
+    request_max_tokens: int | None = None
+    deployment: str | None = None  # Azure deployment name, kept apart from the model
+    server_address: str | None = None
+    server_port: int | None = None
+
+    response_model: str | None = None
+    response_id: str | None = None
+    service_tier: str | None = None  # what the response says it was served at
+    finish_reasons: tuple[str, ...] = ()
+    attempts: int = 1  # HTTP attempts, SDK retries included
+    status: Status = "ok"
+    error_type: str | None = None
+    end_reason: EndReason | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost: Cost | Unpriced | None = None
+    ended_at: datetime | None = None
+    duration_s: float = 0.0
+    capture: dict[str, Any] | None = None  # prompt/completion content, only when capture_content is on
+    span: Any = field(default=None, repr=False)  # the OpenTelemetry span the spans sink opened at start
+    # One latch per call, shared with a stream's finalizer: whoever acquires it finishes the call.
+    once: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def model(self) -> str:
+        """The model the call is accounted to: what the provider said it served, else what was asked."""
+        return self.response_model or self.request_model or UNKNOWN
+
+    @property
+    def priced(self) -> bool:
+        return isinstance(self.cost, Cost)
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return self.cost.total if isinstance(self.cost, Cost) else Decimal(0)

@@ -1,0 +1,1 @@
+"""Provider adapters and the patches that feed them."""

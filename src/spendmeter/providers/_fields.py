@@ -1,0 +1,33 @@
+"""Reading fields from SDK objects and plain dicts alike (raw responses are parsed JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def get(obj: Any, name: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def path(obj: Any, *names: str) -> Any:
+    for name in names:
+        obj = get(obj, name)
+    return obj
+
+
+def get_int(obj: Any, name: str) -> int:
+    value = get(obj, name)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def given(value: Any) -> Any:
+    """None for the SDKs' "not given" sentinels (`omit`, `NOT_GIVEN`), else the value."""
+    if value is None:
+        return None
+    if type(value).__name__ in ("Omit", "NotGiven"):
+        return None
+    return value

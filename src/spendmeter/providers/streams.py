@@ -1,0 +1,183 @@
+"""Observe-only stream proxies: they give the caller exactly what the SDK yields and finish the Call once.
+
+`ObservedStream` / `AsyncObservedStream` sit on `wrapt.ObjectProxy`, so `isinstance(s, openai.Stream)` still
+holds and every attribute the SDK object has is still there. They override iteration, `close` and the
+context-manager exit, and nothing else. Provider knowledge lives in an accumulator (see providers/*.py) that
+keeps counters, never text. The only chunk ever withheld is a usage-only chunk that we asked for ourselves
+(`hide(chunk)` says which; it is `None` unless we changed the request).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import wrapt
+
+from spendmeter.call import Call, Usage
+
+if TYPE_CHECKING:
+    from spendmeter.recorder import Recorder
+
+
+class Accumulator(Protocol):
+    """What a provider adapter gives a stream: observe each event, then say what the stream used."""
+
+    def observe(self, event: Any) -> None: ...
+
+    def finish_into(self, call: Call) -> None:
+        """Copy usage and response facts (model, id, tier, finish reasons) seen so far onto the call."""
+
+
+class StreamState:
+    """Everything needed to finish the call, and nothing that refers back to the proxy (so GC can run)."""
+
+    __slots__ = ("acc", "broken", "call", "recorder")
+
+    def __init__(self, recorder: Recorder, call: Call, acc: Accumulator) -> None:
+        self.recorder = recorder
+        self.call = call
+        self.acc = acc
+        self.broken = False  # the accumulator failed once: stop feeding it, the stream goes on
+
+    def observe(self, event: Any) -> None:
+        if self.broken:
+            return
+        with self.recorder.guard("stream.observe") as ok:
+            self.acc.observe(event)
+        if not ok:
+            self.broken = True
+
+    def finish(self, reason: str, exc: BaseException | None = None) -> None:
+        """Finish the call at most once, whichever of end / error / close / GC comes first."""
+        if self.call.once.locked():
+            return
+        with self.recorder.guard("stream.finish"):
+            if not self.broken:
+                self.acc.finish_into(self.call)
+            else:
+                self.call.usage = Usage(source="missing")
+            if exc is not None:
+                self.recorder.fail(self.call, exc)
+            else:
+                self.recorder.finish(self.call, end_reason=reason)  # type: ignore[arg-type]
+
+    def abandon(self) -> None:
+        """Finalizer: garbage collection found the stream unfinished. No sink work here, only a queue put."""
+        if self.call.once.locked():
+            return
+        try:
+            if not self.broken:
+                self.acc.finish_into(self.call)
+        except Exception:  # pragma: no cover - a finalizer must never raise
+            self.call.usage = Usage(source="missing")
+        self.recorder.abandoned(self.call)
+
+
+def _is_exhaustion(exc: BaseException) -> bool:
+    return isinstance(exc, (StopIteration, StopAsyncIteration))
+
+
+class ObservedStream(wrapt.ObjectProxy):  # type: ignore[misc]
+    """A sync SDK stream, observed. Yields exactly what the SDK yields."""
+
+    def __init__(self, wrapped: Any, state: StreamState, hide: Callable[[Any], bool] | None = None) -> None:
+        super().__init__(wrapped)
+        self._self_state = state
+        self._self_hide = hide
+        self._self_iter: Any = None
+        self._self_finalizer = weakref.finalize(self, state.abandon)
+
+    def __iter__(self) -> ObservedStream:
+        return self
+
+    def __next__(self) -> Any:
+        if self._self_iter is None:
+            self._self_iter = iter(self.__wrapped__)
+        state = self._self_state
+        while True:
+            try:
+                item = next(self._self_iter)
+            except StopIteration:
+                self._self_done("completed")
+                raise
+            except BaseException as exc:
+                self._self_done("error", exc)
+                raise
+            state.observe(item)
+            if self._self_hide is not None and self._self_hide(item):
+                continue
+            return item
+
+    def _self_done(self, reason: str, exc: BaseException | None = None) -> None:
+        self._self_finalizer.detach()
+        self._self_state.finish(reason, exc)
+
+    def close(self) -> Any:
+        try:
+            return self.__wrapped__.close()
+        finally:
+            self._self_done("closed_early")
+
+    def __enter__(self) -> ObservedStream:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            self._self_done("closed_early")
+
+
+class AsyncObservedStream(wrapt.ObjectProxy):  # type: ignore[misc]
+    """An async SDK stream, observed. Yields exactly what the SDK yields."""
+
+    def __init__(self, wrapped: Any, state: StreamState, hide: Callable[[Any], bool] | None = None) -> None:
+        super().__init__(wrapped)
+        self._self_state = state
+        self._self_hide = hide
+        self._self_iter: Any = None
+        self._self_finalizer = weakref.finalize(self, state.abandon)
+
+    def __aiter__(self) -> AsyncObservedStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._self_iter is None:
+            self._self_iter = self.__wrapped__.__aiter__()
+        state = self._self_state
+        while True:
+            try:
+                item = await self._self_iter.__anext__()
+            except StopAsyncIteration:
+                self._self_done("completed")
+                raise
+            except BaseException as exc:
+                self._self_done("error", exc)
+                raise
+            state.observe(item)
+            if self._self_hide is not None and self._self_hide(item):
+                continue
+            return item
+
+    def _self_done(self, reason: str, exc: BaseException | None = None) -> None:
+        self._self_finalizer.detach()
+        self._self_state.finish(reason, exc)
+
+    async def close(self) -> Any:
+        try:
+            return await self.__wrapped__.close()
+        finally:
+            self._self_done("closed_early")
+
+    async def __aenter__(self) -> AsyncObservedStream:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            self._self_done("closed_early")

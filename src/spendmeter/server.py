@@ -1,0 +1,102 @@
+"""`/metrics` for Prometheus, and a small JSON API (`/api/budgets`, `/healthz`), on 127.0.0.1 by default.
+
+Before each scrape we drain calls whose streams were garbage-collected and refresh the budget gauges, so
+a scrape always sees every finished call. With `PROMETHEUS_MULTIPROC_DIR` set, the scrape merges every
+worker's files (prometheus_client multiprocess mode): one scrape, the sum over workers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+log = logging.getLogger("spendmeter")
+
+
+def scrape_registry(registry: CollectorRegistry | None = None) -> CollectorRegistry:
+    """The registry to expose: every worker's values in multiprocess mode, else the given/global one."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir"):
+        from prometheus_client import multiprocess
+
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)
+        return merged
+    return registry if registry is not None else REGISTRY
+
+
+class MetricsServer:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 9464,
+        registry: CollectorRegistry | None = None,
+        before_scrape: Callable[[], None] | None = None,
+        budgets_status: Callable[[], list[dict[str, Any]]] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.before_scrape = before_scrape
+        self.budgets_status = budgets_status
+        self._server = ThreadingHTTPServer((host, port), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="spendmeter-metrics", daemon=True)
+
+    @property
+    def host(self) -> str:
+        return str(self._server.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> MetricsServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    if server.before_scrape is not None:
+                        try:
+                            server.before_scrape()
+                        except Exception:
+                            log.warning("spendmeter: refreshing before scrape failed", exc_info=True)
+                    body = generate_latest(scrape_registry(server.registry))
+                    self._send(200, CONTENT_TYPE_LATEST, body)
+                elif path == "/api/budgets":
+                    status = server.budgets_status() if server.budgets_status is not None else []
+                    self._send(200, "application/json", json.dumps(status, default=str).encode())
+                elif path in ("/healthz", "/"):
+                    self._send(200, "text/plain; charset=utf-8", b"ok\n")
+                else:
+                    self._send(404, "text/plain; charset=utf-8", b"not found\n")
+
+            def _send(self, code: int, content_type: str, body: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+                return
+
+        return Handler

@@ -1,0 +1,177 @@
+"""The observe-only stream proxies, driven by fake SDK streams: exactly one finished Call, whatever happens."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+
+import pytest
+
+from spendmeter.call import Attribution, Call
+from spendmeter.providers.anthropic import MessageStreamUsage
+from spendmeter.providers.openai import ChatStreamUsage, is_injected_usage_chunk
+from spendmeter.providers.streams import AsyncObservedStream, ObservedStream, StreamState
+
+CHUNKS = [
+    {"id": "c", "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": {"content": "Hel"}}]},
+    {"id": "c", "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": {"content": "lo"}}]},
+    {"id": "c", "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    {"id": "c", "model": "gpt-4o-mini", "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 2}},
+]
+
+
+class FakeStream:
+    """Stands in for openai.Stream: iterable, closable, a context manager."""
+
+    def __init__(self, items, fail_after: int | None = None):
+        self.items = items
+        self.fail_after = fail_after
+        self.closed = False
+        self.response = "http-response"
+
+    def __iter__(self):
+        for i, item in enumerate(self.items):
+            if self.fail_after is not None and i == self.fail_after:
+                raise ConnectionError("peer closed connection")
+            yield item
+
+    def close(self):
+        self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class FakeAsyncStream(FakeStream):
+    def __aiter__(self):
+        return self._agen()
+
+    async def _agen(self):
+        for i, item in enumerate(self.items):
+            if self.fail_after is not None and i == self.fail_after:
+                raise ConnectionError("peer closed connection")
+            yield item
+
+    async def close(self):
+        self.closed = True
+
+
+def _stream(recorder, items=CHUNKS, hide=None, fail_after=None, cls=ObservedStream, fake=FakeStream):
+    call = Call(provider="openai", operation="chat", request_model="gpt-4o-mini", attribution=Attribution(user="u"),
+                stream=True)
+    state = StreamState(recorder, call, ChatStreamUsage())
+    return cls(fake(items, fail_after), state, hide), call
+
+
+def test_full_stream_yields_every_chunk_and_finishes_once(collected, recorder_state):
+    stream, call = _stream(recorder_state)
+    assert list(stream) == CHUNKS
+    assert collected.one() is call
+    assert call.status == "ok" and call.end_reason == "completed"
+    assert (call.usage.input, call.usage.output, call.usage.source) == (9, 2, "reported")
+    stream.close()  # closing after the end changes nothing
+    assert len(collected.calls) == 1
+
+
+def test_injected_usage_chunk_is_hidden_but_counted(collected, recorder_state):
+    stream, call = _stream(recorder_state, hide=is_injected_usage_chunk)
+    assert list(stream) == CHUNKS[:3]
+    assert collected.one().usage.output == 2
+
+
+def test_break_after_two_chunks_then_close(collected, recorder_state):
+    stream, call = _stream(recorder_state)
+    got = []
+    for chunk in stream:
+        got.append(chunk)
+        if len(got) == 2:
+            break
+    assert collected.calls == []
+    stream.close()
+    assert stream.__wrapped__.closed
+    assert collected.one().end_reason == "closed_early"
+    assert call.usage.source == "missing"
+
+
+def test_exception_mid_stream_is_reraised_and_recorded(collected, recorder_state):
+    stream, call = _stream(recorder_state, fail_after=2)
+    with pytest.raises(ConnectionError):
+        list(stream)
+    assert collected.one().status == "error"
+    assert call.error_type == "ConnectionError"
+
+
+def test_never_iterated_stream_closed_by_context_manager(collected, recorder_state):
+    stream, call = _stream(recorder_state)
+    with stream as s:
+        assert s is stream
+    assert collected.one().end_reason == "closed_early"
+
+
+def test_abandoned_stream_is_finished_by_gc_on_next_drain(collected, recorder_state):
+    stream, call = _stream(recorder_state)
+    next(iter(stream))
+    del stream
+    gc.collect()
+    assert collected.calls == []  # the finalizer only queues
+    recorder_state.drain()
+    assert collected.one().end_reason == "abandoned"
+
+
+def test_proxy_keeps_sdk_attributes_and_type(recorder_state):
+    stream, _ = _stream(recorder_state)
+    assert isinstance(stream, FakeStream)
+    assert stream.response == "http-response"
+
+
+def test_32_threads_racing_to_finish_one_call(collected, recorder_state):
+    call = Call(provider="anthropic", operation="chat", request_model="m", attribution=Attribution())
+    state = StreamState(recorder_state, call, MessageStreamUsage())
+    barrier = threading.Barrier(32)
+
+    def finish():
+        barrier.wait()
+        state.finish("completed")
+
+    threads = [threading.Thread(target=finish) for _ in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(collected.calls) == 1
+
+
+def test_broken_accumulator_switches_off_and_the_stream_goes_on(collected, recorder_state):
+    class Exploding(ChatStreamUsage):
+        def observe(self, chunk):
+            raise KeyError("odd payload")
+
+    call = Call(provider="openai", operation="chat", request_model="m", attribution=Attribution(), stream=True)
+    errors = []
+    recorder_state.on_internal_error = errors.append
+    stream = ObservedStream(FakeStream(CHUNKS), StreamState(recorder_state, call, Exploding()))
+    assert list(stream) == CHUNKS
+    assert collected.one().usage.source == "missing"
+    assert errors == ["stream.observe"]
+
+
+async def test_async_stream_full_and_error(collected, recorder_state):
+    stream, call = _stream(recorder_state, cls=AsyncObservedStream, fake=FakeAsyncStream)
+    assert [c async for c in stream] == CHUNKS
+    stream2, call2 = _stream(recorder_state, cls=AsyncObservedStream, fake=FakeAsyncStream, fail_after=1)
+    with pytest.raises(ConnectionError):
+        async for _ in stream2:
+            pass
+    assert [c.status for c in collected.calls] == ["ok", "error"]
+
+
+async def test_async_stream_closed_early(collected, recorder_state):
+    stream, call = _stream(recorder_state, cls=AsyncObservedStream, fake=FakeAsyncStream)
+    await stream.__anext__()
+    await stream.close()
+    await asyncio.sleep(0)
+    assert collected.one().end_reason == "closed_early"
