@@ -266,7 +266,7 @@ def attempt_hook(wrapped: Any, instance: Any, args: Any, kwargs: dict[str, Any])
 def _batch_call(item: Any) -> None:
     with RECORDER.guard("hook.batch_result"):
         message = get(get(item, "result"), "message")
-        call = RECORDER.start("anthropic", "chat", get(message, "model"), batch=True, check_budget=False)
+        call = RECORDER.start("anthropic", "messages", get(message, "model"), batch=True, check_budget=False)
         if call is not None:
             anthropic_adapter.batch_result_into(item, call)
             RECORDER.finish(call)

@@ -62,7 +62,7 @@ def _usage(fields: dict[str, int], split: Any) -> Usage:
 
 
 class MessagesAdapter:
-    operation = "chat"
+    operation = "messages"  # the span maps it to the GenAI operation name "chat"
 
     def finish_into(self, message: Any, call: Call) -> None:
         usage = get(message, "usage")
