@@ -30,13 +30,27 @@ class CollectingSink:
 @pytest.fixture
 def recorder_state():
     """Save and restore the recorder's wiring so tests can set sinks/pricer/budgets freely."""
-    saved = (RECORDER.sinks, RECORDER.span_sink, RECORDER.pricer, RECORDER.budgets, RECORDER.usage_hosts,
-             RECORDER.capture_content, RECORDER.on_internal_error)
+    saved = (
+        RECORDER.sinks,
+        RECORDER.span_sink,
+        RECORDER.pricer,
+        RECORDER.budgets,
+        RECORDER.usage_hosts,
+        RECORDER.capture_content,
+        RECORDER.on_internal_error,
+    )
     RECORDER.drain()
     yield RECORDER
     RECORDER.drain()
-    (RECORDER.sinks, RECORDER.span_sink, RECORDER.pricer, RECORDER.budgets, RECORDER.usage_hosts,
-     RECORDER.capture_content, RECORDER.on_internal_error) = saved
+    (
+        RECORDER.sinks,
+        RECORDER.span_sink,
+        RECORDER.pricer,
+        RECORDER.budgets,
+        RECORDER.usage_hosts,
+        RECORDER.capture_content,
+        RECORDER.on_internal_error,
+    ) = saved
 
 
 @pytest.fixture

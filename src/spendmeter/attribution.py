@@ -41,9 +41,7 @@ def current() -> Attribution:
     entries = baggage.get_all()
     if not entries:
         return own
-    from_baggage = Attribution(
-        **{field: _str_or_none(entries.get(key)) for field, key in BAGGAGE_KEYS.items()}
-    )
+    from_baggage = Attribution(**{field: _str_or_none(entries.get(key)) for field, key in BAGGAGE_KEYS.items()})
     return from_baggage.merged(own)
 
 
@@ -51,7 +49,7 @@ def _str_or_none(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-class attribute:  # noqa: N801 - used like a function: `with spendmeter.attribute(user=...)`
+class attribute:
     """Attribute every LLM call made inside to a user, feature, agent and conversation.
 
     Usable as `with attribute(...):` and as `@attribute(...)` on sync or async functions.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -99,7 +99,7 @@ class Call:
     attribution: Attribution
     stream: bool = False
     batch: bool = False
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     start_monotonic: float = 0.0
     request_service_tier: str | None = None
     request_max_tokens: int | None = None

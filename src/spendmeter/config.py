@@ -144,7 +144,9 @@ def init(
         reg = registry if registry is not None else REGISTRY
         metrics = _metrics_by_registry.get(id(reg))
         if metrics is None:
-            metrics = MetricsSink(registry=reg, policy=LabelPolicy(caps, max_length, hash_key.encode() if hash_key else None))
+            metrics = MetricsSink(
+                registry=reg, policy=LabelPolicy(caps, max_length, hash_key.encode() if hash_key else None)
+            )
             _metrics_by_registry[id(reg)] = metrics
         else:
             metrics.policy = LabelPolicy(caps, max_length, hash_key.encode() if hash_key else None)
@@ -156,7 +158,10 @@ def init(
         if meter_provider is not None or owned_mp is not None or _global_meter_provider_set():
             from spendmeter.sinks.otel_metrics import OtelMetricsSink
 
-            rt.otel_metrics = OtelMetricsSink(meter_provider=meter_provider or owned_mp)
+            rt.otel_metrics = OtelMetricsSink(
+                meter_provider=meter_provider or owned_mp,
+                label_policy=LabelPolicy(caps, max_length, hash_key.encode() if hash_key else None),
+            )
             sinks.append(rt.otel_metrics)
         if engine is not None:
             engine.register_gauges(reg)
@@ -219,7 +224,9 @@ def _global_meter_provider_set() -> bool:
     return type(metrics.get_meter_provider()).__name__ not in ("_ProxyMeterProvider", "NoOpMeterProvider")
 
 
-def _otlp_providers(endpoint: str | None, service_name: str, tracer_provider: Any, meter_provider: Any) -> tuple[Any, Any]:
+def _otlp_providers(
+    endpoint: str | None, service_name: str, tracer_provider: Any, meter_provider: Any
+) -> tuple[Any, Any]:
     """With an OTLP endpoint and no provider set by the application, build (and own) SDK providers."""
     if not endpoint:
         return None, None

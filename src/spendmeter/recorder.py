@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from spendmeter import attribution
@@ -109,7 +109,7 @@ class Recorder:
                 attribution=who,
                 stream=stream,
                 batch=batch,
-                started_at=datetime.now(timezone.utc),
+                started_at=datetime.now(UTC),
                 start_monotonic=time.perf_counter(),
                 request_service_tier=request_service_tier,
                 request_max_tokens=request_max_tokens,
@@ -193,7 +193,7 @@ class Recorder:
         call.end_reason = end_reason
         if call.ended_at is None:
             call.duration_s = max(0.0, time.perf_counter() - call.start_monotonic)
-            call.ended_at = datetime.now(timezone.utc)
+            call.ended_at = datetime.now(UTC)
         # No usage, nothing to price: cost stays None (the usage="missing" series says so), never $0.
         if call.usage.source != "missing" and call.cost is None and self.pricer is not None:
             with self.guard("pricing"):

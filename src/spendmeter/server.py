@@ -96,7 +96,20 @@ class MetricsServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         return Handler
+
+
+def wsgi_metrics_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """`/metrics` as a WSGI app, for serving it from inside gunicorn/uwsgi workers (multiprocess mode)."""
+    from spendmeter.config import _before_scrape
+
+    try:
+        _before_scrape()
+    except Exception:
+        log.warning("spendmeter: refreshing before scrape failed", exc_info=True)
+    body = generate_latest(scrape_registry())
+    start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))])
+    return [body]

@@ -19,6 +19,7 @@ def instrumented(collected, recorder_state, provider_server):
     """SDKs patched; calls collected; the local server counts as a host that accepts include_usage."""
     try:
         from spendmeter.pricing import load_pricebook
+
         recorder_state.pricer = load_pricebook(None).price_call
     except ImportError:  # TEMP until pricing lands
         recorder_state.pricer = None

@@ -23,8 +23,7 @@ def test_anthropic_messages_create(instrumented, ant):
     assert type(message) is anthropic.types.Message
     call = instrumented.one()
     assert call.usage == EXPECTED
-    assert (call.provider, call.operation, call.model, call.request_max_tokens) == (
-        "anthropic", "messages", MODEL, 400)
+    assert (call.provider, call.operation, call.model, call.request_max_tokens) == ("anthropic", "messages", MODEL, 400)
     assert call.attribution.agent == "summarizer" and call.attempts == 1
     assert call.priced
 
@@ -37,7 +36,9 @@ async def test_anthropic_messages_create_async(instrumented, aant):
 
 
 def test_anthropic_cache_read_priced_exactly(instrumented, ant):
-    ant.messages.create(model=MODEL, max_tokens=300, messages=MSG, extra_headers={"x-fake-usage": "input=20,cached=1163,output=250"})
+    ant.messages.create(
+        model=MODEL, max_tokens=300, messages=MSG, extra_headers={"x-fake-usage": "input=20,cached=1163,output=250"}
+    )
     call = instrumented.one()
     assert call.usage == Usage(input=20, cache_read=1163, output=250, source="reported")
     # 20 x 3 + 1163 x 0.30 + 250 x 15 per 1M
@@ -100,10 +101,20 @@ def test_anthropic_beta_messages(instrumented, ant):
 
 
 def test_anthropic_tool_use_stream(instrumented, ant):
-    tools = [{"name": "get_order", "description": "Look up an order",
-              "input_schema": {"type": "object", "properties": {"id": {"type": "string"}}}}]
-    with ant.messages.stream(model=MODEL, max_tokens=100, messages=MSG, tools=tools,
-                             extra_headers={**HEADERS, "x-fake-scenario": "tool-call"}) as stream:
+    tools = [
+        {
+            "name": "get_order",
+            "description": "Look up an order",
+            "input_schema": {"type": "object", "properties": {"id": {"type": "string"}}},
+        }
+    ]
+    with ant.messages.stream(
+        model=MODEL,
+        max_tokens=100,
+        messages=MSG,
+        tools=tools,
+        extra_headers={**HEADERS, "x-fake-scenario": "tool-call"},
+    ) as stream:
         final = stream.get_final_message()
     assert any(block.type == "tool_use" for block in final.content)
     call = instrumented.one()
@@ -116,10 +127,13 @@ def test_anthropic_metadata_user_id_attributes_the_call(instrumented, ant):
 
 
 def test_anthropic_batch_results_are_calls_at_batch_rates(instrumented, ant):
-    batch = ant.messages.batches.create(requests=[
-        {"custom_id": f"r{i}", "params": {"model": "claude-3-haiku-20240307", "max_tokens": 200, "messages": MSG}}
-        for i in range(3)
-    ], extra_headers={"x-fake-usage": "input=17,output=171"})
+    batch = ant.messages.batches.create(
+        requests=[
+            {"custom_id": f"r{i}", "params": {"model": "claude-3-haiku-20240307", "max_tokens": 200, "messages": MSG}}
+            for i in range(3)
+        ],
+        extra_headers={"x-fake-usage": "input=17,output=171"},
+    )
     results = list(ant.messages.batches.results(batch.id))
     assert len(results) == 3
     assert len(instrumented.calls) == 3
@@ -131,16 +145,21 @@ def test_anthropic_batch_results_are_calls_at_batch_rates(instrumented, ant):
 
 def test_anthropic_overloaded_error(instrumented, ant):
     with pytest.raises(anthropic.APIStatusError) as info:
-        ant.with_options(max_retries=0).messages.create(model=MODEL, max_tokens=10, messages=MSG,
-                                                        extra_headers={"x-fake-scenario": "overloaded-529"})
+        ant.with_options(max_retries=0).messages.create(
+            model=MODEL, max_tokens=10, messages=MSG, extra_headers={"x-fake-scenario": "overloaded-529"}
+        )
     assert info.value.status_code == 529
     call = instrumented.one()
     assert call.status == "error" and call.error_type == type(info.value).__name__
 
 
 def test_anthropic_retry_counts_attempts(instrumented, ant):
-    ant.messages.create(model=MODEL, max_tokens=10, messages=MSG,
-                        extra_headers={**HEADERS, "x-fake-scenario": "rate-limit-once", "x-fake-key": "k-ant"})
+    ant.messages.create(
+        model=MODEL,
+        max_tokens=10,
+        messages=MSG,
+        extra_headers={**HEADERS, "x-fake-scenario": "rate-limit-once", "x-fake-key": "k-ant"},
+    )
     call = instrumented.one()
     assert call.attempts == 2 and call.usage == EXPECTED
 
@@ -157,8 +176,13 @@ def test_anthropic_stream_closed_early_by_caller(instrumented, ant):
 
 
 def test_anthropic_stream_error_mid_stream(instrumented, ant):
-    stream = ant.messages.create(model=MODEL, max_tokens=400, messages=MSG, stream=True,
-                                 extra_headers={**HEADERS, "x-fake-scenario": "stream-error-mid"})
+    stream = ant.messages.create(
+        model=MODEL,
+        max_tokens=400,
+        messages=MSG,
+        stream=True,
+        extra_headers={**HEADERS, "x-fake-scenario": "stream-error-mid"},
+    )
     with pytest.raises(anthropic.APIError):
         for _ in stream:
             pass
@@ -176,10 +200,15 @@ def test_anthropic_stream_garbage_collected(instrumented, ant, recorder_state):
 
 
 def test_anthropic_vertex_client(instrumented, provider_server):
-    client = anthropic.AnthropicVertex(region="us-east5", project_id="p", access_token="t",
-                                       base_url=f"{provider_server.url}/v1")
-    client.messages.create(model="claude-3-haiku@20240307", max_tokens=10, messages=MSG,
-                           extra_headers={"x-fake-usage": "input=17,output=171"})
+    client = anthropic.AnthropicVertex(
+        region="us-east5", project_id="p", access_token="t", base_url=f"{provider_server.url}/v1"
+    )
+    client.messages.create(
+        model="claude-3-haiku@20240307",
+        max_tokens=10,
+        messages=MSG,
+        extra_headers={"x-fake-usage": "input=17,output=171"},
+    )
     call = instrumented.one()
     assert call.provider == "gcp.vertex_ai" and call.usage.output == 171
     assert call.priced

@@ -15,11 +15,17 @@ def test_threads_keep_their_attribution(instrumented, oai, ant):
         try:
             with attribute(user=f"thread-{i}", feature=f"f{i % 3}"):
                 for _ in range(5):
-                    oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"{i}"}],
-                                                extra_headers={"x-fake-usage": f"input={i + 1},output=1"})
-                    ant.messages.create(model="claude-3-haiku-20240307", max_tokens=5,
-                                        messages=[{"role": "user", "content": "x"}],
-                                        extra_headers={"x-fake-usage": f"input={i + 1},output=1"})
+                    oai.chat.completions.create(
+                        model="gpt-4o-mini",
+                        messages=[{"role": "user", "content": f"{i}"}],
+                        extra_headers={"x-fake-usage": f"input={i + 1},output=1"},
+                    )
+                    ant.messages.create(
+                        model="claude-3-haiku-20240307",
+                        max_tokens=5,
+                        messages=[{"role": "user", "content": "x"}],
+                        extra_headers={"x-fake-usage": f"input={i + 1},output=1"},
+                    )
         except BaseException as exc:  # pragma: no cover - surfaced below
             errors.append(exc)
 
@@ -41,14 +47,20 @@ async def test_asyncio_tasks_keep_their_attribution(instrumented, aoai, aant):
         with attribute(user=f"task-{i}"):
             if i % 2:
                 stream = await aoai.chat.completions.create(
-                    model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}], stream=True,
-                    extra_headers={"x-fake-usage": f"input={i + 1},output=2"})
+                    model="gpt-4o-mini",
+                    messages=[{"role": "user", "content": "x"}],
+                    stream=True,
+                    extra_headers={"x-fake-usage": f"input={i + 1},output=2"},
+                )
                 async for _ in stream:
                     await asyncio.sleep(0)
             else:
-                await aant.messages.create(model="claude-3-haiku-20240307", max_tokens=5,
-                                           messages=[{"role": "user", "content": "x"}],
-                                           extra_headers={"x-fake-usage": f"input={i + 1},output=2"})
+                await aant.messages.create(
+                    model="claude-3-haiku-20240307",
+                    max_tokens=5,
+                    messages=[{"role": "user", "content": "x"}],
+                    extra_headers={"x-fake-usage": f"input={i + 1},output=2"},
+                )
 
     await asyncio.gather(*(task(i) for i in range(200)))
     assert len(instrumented.calls) == 200

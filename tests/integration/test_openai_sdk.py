@@ -1,4 +1,4 @@
-"""openai SDK, every call path, sync and async, over HTTP: exactly one Call each, exact tokens, SDK objects untouched."""
+"""openai SDK, every call path, sync and async, over HTTP: one Call each, exact tokens, SDK objects untouched."""
 
 from __future__ import annotations
 
@@ -24,8 +24,12 @@ def test_openai_chat_create(instrumented, oai):
     assert call.usage == EXPECTED
     assert (call.provider, call.operation, call.request_model) == ("openai", "chat", "gpt-4o-mini")
     assert call.response_model == result.model
-    assert (call.attribution.user, call.attribution.feature, call.attribution.agent,
-            call.attribution.conversation) == ("alice", "support", "router", "c-42")
+    assert (call.attribution.user, call.attribution.feature, call.attribution.agent, call.attribution.conversation) == (
+        "alice",
+        "support",
+        "router",
+        "c-42",
+    )
     assert (call.status, call.attempts, call.stream, call.end_reason) == ("ok", 1, False, "completed")
     assert call.priced and call.cost.total > 0
 
@@ -39,8 +43,12 @@ async def test_openai_chat_create_async(instrumented, aoai):
 
 
 def test_openai_priority_tier_comes_from_the_response(instrumented, oai):
-    oai.chat.completions.create(model="gpt-5", messages=MSG, service_tier="priority",
-                                extra_headers={"x-fake-usage": "input=8,output=82,reasoning=64"})
+    oai.chat.completions.create(
+        model="gpt-5",
+        messages=MSG,
+        service_tier="priority",
+        extra_headers={"x-fake-usage": "input=8,output=82,reasoning=64"},
+    )
     call = instrumented.one()
     assert call.service_tier == "priority"
     assert call.cost.total == Decimal("0.00166")  # 8 x 2.50 + 82 x 20.00 per 1M at the priority tier
@@ -57,8 +65,11 @@ def test_openai_chat_stream_hides_the_usage_chunk_we_asked_for(instrumented, oai
 
 
 def test_openai_chat_stream_usage_chunk_kept_when_caller_asked(instrumented, oai):
-    chunks = list(oai.chat.completions.create(model="gpt-4o-mini", messages=MSG, stream=True, extra_headers=USAGE,
-                                              stream_options={"include_usage": True}))
+    chunks = list(
+        oai.chat.completions.create(
+            model="gpt-4o-mini", messages=MSG, stream=True, extra_headers=USAGE, stream_options={"include_usage": True}
+        )
+    )
     assert chunks[-1].choices == [] and chunks[-1].usage.prompt_tokens == 1200
     assert instrumented.one().usage == EXPECTED
 
@@ -124,8 +135,9 @@ async def test_openai_responses_async(instrumented, aoai):
 
 
 def test_openai_embeddings(instrumented, oai):
-    result = oai.embeddings.create(model="text-embedding-ada-002", input="hello world",
-                                   extra_headers={"x-fake-usage": "input=8"})
+    result = oai.embeddings.create(
+        model="text-embedding-ada-002", input="hello world", extra_headers={"x-fake-usage": "input=8"}
+    )
     assert result.data[0].embedding
     call = instrumented.one()
     assert (call.operation, call.usage.input, call.usage.source) == ("embeddings", 8, "reported")
@@ -133,7 +145,9 @@ def test_openai_embeddings(instrumented, oai):
 
 
 async def test_openai_embeddings_async(instrumented, aoai):
-    await aoai.embeddings.create(model="text-embedding-3-small", input=["a", "b"], extra_headers={"x-fake-usage": "input=4"})
+    await aoai.embeddings.create(
+        model="text-embedding-3-small", input=["a", "b"], extra_headers={"x-fake-usage": "input=4"}
+    )
     assert instrumented.one().usage.input == 4
 
 
@@ -142,7 +156,9 @@ def test_openai_legacy_completions_plain_and_stream(instrumented, oai):
     oai.completions.create(model="davinci-002", prompt="Say this is a test", extra_headers=headers)
     list(oai.completions.create(model="davinci-002", prompt="x", stream=True, extra_headers=headers))
     assert [(c.operation, c.usage.input, c.usage.output) for c in instrumented.calls] == [
-        ("text_completion", 10, 16), ("text_completion", 10, 16)]
+        ("text_completion", 10, 16),
+        ("text_completion", 10, 16),
+    ]
 
 
 async def test_openai_legacy_completions_async(instrumented, aoai):
@@ -158,8 +174,9 @@ def test_openai_with_raw_response(instrumented, oai):
 
 
 def test_openai_with_streaming_response(instrumented, oai):
-    with oai.chat.completions.with_streaming_response.create(model="gpt-4o-mini", messages=MSG,
-                                                             extra_headers=USAGE) as response:
+    with oai.chat.completions.with_streaming_response.create(
+        model="gpt-4o-mini", messages=MSG, extra_headers=USAGE
+    ) as response:
         parsed = response.parse()
     assert parsed.usage.completion_tokens == 100
     assert instrumented.one().usage == EXPECTED
@@ -191,7 +208,8 @@ def test_openai_user_taken_from_request_when_not_attributed(instrumented, oai):
 def test_openai_server_error_is_reraised_and_recorded(instrumented, oai):
     with pytest.raises(openai.InternalServerError):
         oai.with_options(max_retries=0).chat.completions.create(
-            model="gpt-4o-mini", messages=MSG, extra_headers={"x-fake-scenario": "error-500"})
+            model="gpt-4o-mini", messages=MSG, extra_headers={"x-fake-scenario": "error-500"}
+        )
     call = instrumented.one()
     assert (call.status, call.error_type, call.usage.source) == ("error", "InternalServerError", "missing")
 
@@ -204,8 +222,11 @@ def test_openai_bad_request_is_reraised_untouched(instrumented, oai):
 
 
 def test_openai_retry_after_429_counts_two_attempts_one_call(instrumented, oai, provider_server):
-    oai.chat.completions.create(model="gpt-4o-mini", messages=MSG,
-                                extra_headers={**USAGE, "x-fake-scenario": "rate-limit-once", "x-fake-key": "k-oai"})
+    oai.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=MSG,
+        extra_headers={**USAGE, "x-fake-scenario": "rate-limit-once", "x-fake-key": "k-oai"},
+    )
     call = instrumented.one()
     assert call.attempts == 2 and call.status == "ok" and call.usage == EXPECTED
     assert [r.headers.get("x-stainless-retry-count") for r in provider_server.requests] == ["0", "1"]
@@ -222,8 +243,9 @@ def test_openai_chat_stream_closed_early_by_caller(instrumented, oai):
 
 
 def test_openai_chat_stream_error_mid_stream(instrumented, oai):
-    stream = oai.chat.completions.create(model="gpt-4o-mini", messages=MSG, stream=True,
-                                         extra_headers={"x-fake-scenario": "stream-error-mid"})
+    stream = oai.chat.completions.create(
+        model="gpt-4o-mini", messages=MSG, stream=True, extra_headers={"x-fake-scenario": "stream-error-mid"}
+    )
     with pytest.raises(openai.APIError):
         for _ in stream:
             pass

@@ -21,11 +21,15 @@ def _call() -> Call:
 
 
 def test_openai_chat_usage_splits_cached_and_keeps_reasoning_inside_output():
-    usage = chat_usage({
-        "prompt_tokens": 1200, "completion_tokens": 100, "total_tokens": 1300,
-        "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 64, "audio_tokens": 0},
-    })
+    usage = chat_usage(
+        {
+            "prompt_tokens": 1200,
+            "completion_tokens": 100,
+            "total_tokens": 1300,
+            "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 64, "audio_tokens": 0},
+        }
+    )
     assert usage == Usage(input=176, cache_read=1024, output=100, reasoning=64, source="reported")
     assert usage.total == 1300
 
@@ -40,10 +44,15 @@ def test_openai_missing_usage_is_missing_not_zero():
 
 
 def test_openai_responses_usage():
-    usage = responses_usage({
-        "input_tokens": 18, "input_tokens_details": {"cached_tokens": 8},
-        "output_tokens": 79, "output_tokens_details": {"reasoning_tokens": 40}, "total_tokens": 97,
-    })
+    usage = responses_usage(
+        {
+            "input_tokens": 18,
+            "input_tokens_details": {"cached_tokens": 8},
+            "output_tokens": 79,
+            "output_tokens_details": {"reasoning_tokens": 40},
+            "total_tokens": 97,
+        }
+    )
     assert usage == Usage(input=10, cache_read=8, output=79, reasoning=40, source="reported")
 
 
@@ -52,11 +61,16 @@ def test_openai_embeddings_usage():
 
 
 def test_anthropic_usage_with_1h_and_5m_cache_writes():
-    usage = message_usage({
-        "input_tokens": 20, "cache_creation_input_tokens": 1163, "cache_read_input_tokens": 0,
-        "cache_creation": {"ephemeral_5m_input_tokens": 163, "ephemeral_1h_input_tokens": 1000},
-        "output_tokens": 300, "service_tier": "standard",
-    })
+    usage = message_usage(
+        {
+            "input_tokens": 20,
+            "cache_creation_input_tokens": 1163,
+            "cache_read_input_tokens": 0,
+            "cache_creation": {"ephemeral_5m_input_tokens": 163, "ephemeral_1h_input_tokens": 1000},
+            "output_tokens": 300,
+            "service_tier": "standard",
+        }
+    )
     assert usage == Usage(input=20, cache_write_5m=163, cache_write_1h=1000, output=300, source="reported")
 
 
@@ -67,14 +81,30 @@ def test_anthropic_usage_without_breakdown_counts_writes_as_5m():
 
 def test_anthropic_stream_merges_start_and_cumulative_delta_latest_wins():
     acc = MessageStreamUsage()
-    acc.observe({"type": "message_start", "message": {
-        "id": "msg_1", "model": "claude-3-5-sonnet-20240620",
-        "usage": {"input_tokens": 20, "cache_read_input_tokens": 1163, "cache_creation_input_tokens": 0,
-                  "output_tokens": 1}}})
+    acc.observe(
+        {
+            "type": "message_start",
+            "message": {
+                "id": "msg_1",
+                "model": "claude-3-5-sonnet-20240620",
+                "usage": {
+                    "input_tokens": 20,
+                    "cache_read_input_tokens": 1163,
+                    "cache_creation_input_tokens": 0,
+                    "output_tokens": 1,
+                },
+            },
+        }
+    )
     acc.observe({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}})
     acc.observe({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 120}})
-    acc.observe({"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-                 "usage": {"output_tokens": 250, "input_tokens": 20}})
+    acc.observe(
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn"},
+            "usage": {"output_tokens": 250, "input_tokens": 20},
+        }
+    )
     call = _call()
     acc.finish_into(call)
     assert call.usage == Usage(input=20, cache_read=1163, output=250, source="reported")  # not 251
@@ -92,10 +122,20 @@ def test_anthropic_stream_without_any_usage_is_missing():
 def test_openai_chat_stream_usage_from_final_chunk():
     acc = ChatStreamUsage()
     acc.observe({"id": "c1", "model": "gpt-4o-mini-2024-07-18", "choices": [{"index": 0, "delta": {"content": "a"}}]})
-    acc.observe({"id": "c1", "model": "gpt-4o-mini-2024-07-18",
-                 "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "service_tier": "default"})
-    final = {"id": "c1", "model": "gpt-4o-mini-2024-07-18", "choices": [],
-             "usage": {"prompt_tokens": 12, "completion_tokens": 3}}
+    acc.observe(
+        {
+            "id": "c1",
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "service_tier": "default",
+        }
+    )
+    final = {
+        "id": "c1",
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 3},
+    }
     acc.observe(final)
     call = _call()
     acc.finish_into(call)
@@ -110,9 +150,18 @@ def test_openai_responses_stream_takes_usage_from_completed_event():
     acc = ResponsesStreamUsage()
     acc.observe({"type": "response.created", "response": {"id": "r1", "model": "gpt-4.1-nano", "usage": None}})
     acc.observe({"type": "response.output_text.delta", "delta": "x"})
-    acc.observe({"type": "response.completed", "response": {
-        "id": "r1", "model": "gpt-4.1-nano-2025-04-14", "status": "completed", "service_tier": "default",
-        "usage": {"input_tokens": 18, "output_tokens": 79}}})
+    acc.observe(
+        {
+            "type": "response.completed",
+            "response": {
+                "id": "r1",
+                "model": "gpt-4.1-nano-2025-04-14",
+                "status": "completed",
+                "service_tier": "default",
+                "usage": {"input_tokens": 18, "output_tokens": 79},
+            },
+        }
+    )
     call = _call()
     acc.finish_into(call)
     assert call.usage == Usage(input=18, output=79, source="reported")
@@ -138,16 +187,38 @@ def test_usage_injection_only_for_known_hosts_and_never_overrides_the_caller():
     Url.host = "eastus.openai.azure.com"
     assert wants_usage_injection(Resource(), {"stream": True}, hosts)
     assert with_usage_requested({"stream": True, "stream_options": {"x": 1}})["stream_options"] == {
-        "x": 1, "include_usage": True}
+        "x": 1,
+        "include_usage": True,
+    }
 
 
 def test_batch_results_succeeded_and_errored():
     ok = _call()
-    batch_result_into({"custom_id": "a", "result": {"type": "succeeded", "message": {
-        "id": "msg", "model": "claude-3-haiku-20240307", "stop_reason": "end_turn",
-        "usage": {"input_tokens": 17, "output_tokens": 171}}}}, ok)
+    batch_result_into(
+        {
+            "custom_id": "a",
+            "result": {
+                "type": "succeeded",
+                "message": {
+                    "id": "msg",
+                    "model": "claude-3-haiku-20240307",
+                    "stop_reason": "end_turn",
+                    "usage": {"input_tokens": 17, "output_tokens": 171},
+                },
+            },
+        },
+        ok,
+    )
     assert ok.usage == Usage(input=17, output=171, source="reported") and ok.status == "ok"
     bad = _call()
-    batch_result_into({"custom_id": "b", "result": {"type": "errored", "error": {
-        "type": "error", "error": {"type": "invalid_request_error", "message": "bad"}}}}, bad)
+    batch_result_into(
+        {
+            "custom_id": "b",
+            "result": {
+                "type": "errored",
+                "error": {"type": "error", "error": {"type": "invalid_request_error", "message": "bad"}},
+            },
+        },
+        bad,
+    )
     assert bad.status == "error" and bad.error_type == "invalid_request_error" and bad.usage.total == 0

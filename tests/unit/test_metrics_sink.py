@@ -11,8 +11,13 @@ from spendmeter.sinks.metrics import LabelPolicy, MetricsSink
 
 
 def _call(user="alice", cost=Decimal("0.000186"), status="ok", usage=None, model="gpt-4o-mini"):
-    call = Call(provider="openai", operation="chat", request_model=model,
-                attribution=Attribution(user=user, feature="support", agent="router"), status=status)
+    call = Call(
+        provider="openai",
+        operation="chat",
+        request_model=model,
+        attribution=Attribution(user=user, feature="support", agent="router"),
+        status=status,
+    )
     call.usage = usage or Usage(input=176, cache_read=1024, output=100, reasoning=40, source="reported")
     call.cost = Cost(Decimal(0), Decimal(0), Decimal(0), Decimal(0), cost, "test", model) if cost is not None else None
     call.duration_s = 0.3
@@ -31,9 +36,13 @@ def test_exact_values_per_label_set():
     assert reg.get_sample_value("llm_tokens_total", {**labels, "type": "output"}) == 200
     assert reg.get_sample_value("llm_reasoning_tokens_total", labels) == 80
     assert reg.get_sample_value("llm_requests_total", {**labels, "status": "ok", "usage": "reported"}) == 2
-    assert reg.get_sample_value("llm_request_duration_seconds_count",
-                                {"provider": "openai", "model": "gpt-4o-mini", "feature": "support",
-                                 "agent": "router"}) == 2
+    assert (
+        reg.get_sample_value(
+            "llm_request_duration_seconds_count",
+            {"provider": "openai", "model": "gpt-4o-mini", "feature": "support", "agent": "router"},
+        )
+        == 2
+    )
 
 
 def test_unset_labels_read_unknown_and_unpriced_is_counted_not_costed():
@@ -43,8 +52,13 @@ def test_unset_labels_read_unknown_and_unpriced_is_counted_not_costed():
     call.cost = Unpriced("unknown model")
     sink.on_call(call)
     assert reg.get_sample_value("llm_unpriced_requests_total", {"provider": "openai", "model": "my-model"}) == 1
-    assert reg.get_sample_value("llm_cost_usd_total", {"provider": "openai", "model": "my-model", "user": "unknown",
-                                                       "feature": "support", "agent": "router"}) is None
+    assert (
+        reg.get_sample_value(
+            "llm_cost_usd_total",
+            {"provider": "openai", "model": "my-model", "user": "unknown", "feature": "support", "agent": "router"},
+        )
+        is None
+    )
 
 
 def test_user_cap_folds_into_other_with_exact_totals():

@@ -61,8 +61,9 @@ class FakeAsyncStream(FakeStream):
 
 
 def _stream(recorder, items=CHUNKS, hide=None, fail_after=None, cls=ObservedStream, fake=FakeStream):
-    call = Call(provider="openai", operation="chat", request_model="gpt-4o-mini", attribution=Attribution(user="u"),
-                stream=True)
+    call = Call(
+        provider="openai", operation="chat", request_model="gpt-4o-mini", attribution=Attribution(user="u"), stream=True
+    )
     state = StreamState(recorder, call, ChatStreamUsage())
     return cls(fake(items, fail_after), state, hide), call
 
@@ -78,7 +79,7 @@ def test_full_stream_yields_every_chunk_and_finishes_once(collected, recorder_st
 
 
 def test_injected_usage_chunk_is_hidden_but_counted(collected, recorder_state):
-    stream, call = _stream(recorder_state, hide=is_injected_usage_chunk)
+    stream, _call = _stream(recorder_state, hide=is_injected_usage_chunk)
     assert list(stream) == CHUNKS[:3]
     assert collected.one().usage.output == 2
 
@@ -106,14 +107,14 @@ def test_exception_mid_stream_is_reraised_and_recorded(collected, recorder_state
 
 
 def test_never_iterated_stream_closed_by_context_manager(collected, recorder_state):
-    stream, call = _stream(recorder_state)
+    stream, _call = _stream(recorder_state)
     with stream as s:
         assert s is stream
     assert collected.one().end_reason == "closed_early"
 
 
 def test_abandoned_stream_is_finished_by_gc_on_next_drain(collected, recorder_state):
-    stream, call = _stream(recorder_state)
+    stream, _call = _stream(recorder_state)
     next(iter(stream))
     del stream
     gc.collect()
@@ -160,9 +161,9 @@ def test_broken_accumulator_switches_off_and_the_stream_goes_on(collected, recor
 
 
 async def test_async_stream_full_and_error(collected, recorder_state):
-    stream, call = _stream(recorder_state, cls=AsyncObservedStream, fake=FakeAsyncStream)
+    stream, _call = _stream(recorder_state, cls=AsyncObservedStream, fake=FakeAsyncStream)
     assert [c async for c in stream] == CHUNKS
-    stream2, call2 = _stream(recorder_state, cls=AsyncObservedStream, fake=FakeAsyncStream, fail_after=1)
+    stream2, _call2 = _stream(recorder_state, cls=AsyncObservedStream, fake=FakeAsyncStream, fail_after=1)
     with pytest.raises(ConnectionError):
         async for _ in stream2:
             pass
@@ -170,7 +171,7 @@ async def test_async_stream_full_and_error(collected, recorder_state):
 
 
 async def test_async_stream_closed_early(collected, recorder_state):
-    stream, call = _stream(recorder_state, cls=AsyncObservedStream, fake=FakeAsyncStream)
+    stream, _call = _stream(recorder_state, cls=AsyncObservedStream, fake=FakeAsyncStream)
     await stream.__anext__()
     await stream.close()
     await asyncio.sleep(0)

@@ -30,7 +30,9 @@ class Target:
     hook: Callable[..., Any]
 
 
-def _calls(sdk: str, module: str, sync_cls: str, async_cls: str, methods: tuple[str, ...], adapter: Any) -> list[Target]:
+def _calls(
+    sdk: str, module: str, sync_cls: str, async_cls: str, methods: tuple[str, ...], adapter: Any
+) -> list[Target]:
     rows = []
     for method in methods:
         rows.append(Target(sdk, module, sync_cls, method, _hooks.call_hook(sdk, adapter)))
@@ -43,39 +45,86 @@ _text, _messages = ChatAdapter("text_completion"), MessagesAdapter()
 
 TARGETS: list[Target] = [
     # openai: streams helpers (`chat.completions.stream`, `responses.stream`) call `create` and are covered by it.
-    *_calls("openai", "openai.resources.chat.completions.completions", "Completions", "AsyncCompletions",
-            ("create", "parse"), _chat),
-    *_calls("openai", "openai.resources.chat.completions", "Completions", "AsyncCompletions",
-            ("create", "parse"), _chat),  # openai < 1.40 layout
-    *_calls("openai", "openai.resources.beta.chat.completions", "Completions", "AsyncCompletions",
-            ("parse",), _chat),  # openai 1.x beta helpers
-    *_calls("openai", "openai.resources.responses.responses", "Responses", "AsyncResponses",
-            ("create", "parse"), _responses),
+    *_calls(
+        "openai",
+        "openai.resources.chat.completions.completions",
+        "Completions",
+        "AsyncCompletions",
+        ("create", "parse"),
+        _chat,
+    ),
+    *_calls(
+        "openai", "openai.resources.chat.completions", "Completions", "AsyncCompletions", ("create", "parse"), _chat
+    ),  # openai < 1.40 layout
+    *_calls(
+        "openai", "openai.resources.beta.chat.completions", "Completions", "AsyncCompletions", ("parse",), _chat
+    ),  # openai 1.x beta helpers
+    *_calls(
+        "openai", "openai.resources.responses.responses", "Responses", "AsyncResponses", ("create", "parse"), _responses
+    ),
     *_calls("openai", "openai.resources.embeddings", "Embeddings", "AsyncEmbeddings", ("create",), _embeddings),
     *_calls("openai", "openai.resources.completions", "Completions", "AsyncCompletions", ("create",), _text),
     Target("openai", "openai._base_client", "BaseClient", "_build_request", _hooks.attempt_hook),
     # anthropic (Bedrock and Vertex clients use these same resource classes)
-    *_calls("anthropic", "anthropic.resources.messages.messages", "Messages", "AsyncMessages",
-            ("create", "parse"), _messages),
-    *_calls("anthropic", "anthropic.resources.messages", "Messages", "AsyncMessages",
-            ("create",), _messages),  # anthropic < 0.40 layout
-    *_calls("anthropic", "anthropic.resources.beta.messages.messages", "Messages", "AsyncMessages",
-            ("create", "parse"), _messages),
-    Target("anthropic", "anthropic.resources.messages.messages", "Messages", "stream",
-           _hooks.stream_manager_hook("anthropic", _messages, is_async=False)),
-    Target("anthropic", "anthropic.resources.messages.messages", "AsyncMessages", "stream",
-           _hooks.stream_manager_hook("anthropic", _messages, is_async=True)),
-    Target("anthropic", "anthropic.resources.beta.messages.messages", "Messages", "stream",
-           _hooks.stream_manager_hook("anthropic", _messages, is_async=False)),
-    Target("anthropic", "anthropic.resources.beta.messages.messages", "AsyncMessages", "stream",
-           _hooks.stream_manager_hook("anthropic", _messages, is_async=True)),
+    *_calls(
+        "anthropic",
+        "anthropic.resources.messages.messages",
+        "Messages",
+        "AsyncMessages",
+        ("create", "parse"),
+        _messages,
+    ),
+    *_calls(
+        "anthropic", "anthropic.resources.messages", "Messages", "AsyncMessages", ("create",), _messages
+    ),  # anthropic < 0.40 layout
+    *_calls(
+        "anthropic",
+        "anthropic.resources.beta.messages.messages",
+        "Messages",
+        "AsyncMessages",
+        ("create", "parse"),
+        _messages,
+    ),
+    Target(
+        "anthropic",
+        "anthropic.resources.messages.messages",
+        "Messages",
+        "stream",
+        _hooks.stream_manager_hook("anthropic", _messages, is_async=False),
+    ),
+    Target(
+        "anthropic",
+        "anthropic.resources.messages.messages",
+        "AsyncMessages",
+        "stream",
+        _hooks.stream_manager_hook("anthropic", _messages, is_async=True),
+    ),
+    Target(
+        "anthropic",
+        "anthropic.resources.beta.messages.messages",
+        "Messages",
+        "stream",
+        _hooks.stream_manager_hook("anthropic", _messages, is_async=False),
+    ),
+    Target(
+        "anthropic",
+        "anthropic.resources.beta.messages.messages",
+        "AsyncMessages",
+        "stream",
+        _hooks.stream_manager_hook("anthropic", _messages, is_async=True),
+    ),
     Target("anthropic", "anthropic.resources.messages.batches", "Batches", "results", _hooks.batch_results_hook),
-    Target("anthropic", "anthropic.resources.messages.batches", "AsyncBatches", "results",
-           _hooks.async_batch_results_hook),
-    Target("anthropic", "anthropic.resources.beta.messages.batches", "Batches", "results",
-           _hooks.batch_results_hook),
-    Target("anthropic", "anthropic.resources.beta.messages.batches", "AsyncBatches", "results",
-           _hooks.async_batch_results_hook),
+    Target(
+        "anthropic", "anthropic.resources.messages.batches", "AsyncBatches", "results", _hooks.async_batch_results_hook
+    ),
+    Target("anthropic", "anthropic.resources.beta.messages.batches", "Batches", "results", _hooks.batch_results_hook),
+    Target(
+        "anthropic",
+        "anthropic.resources.beta.messages.batches",
+        "AsyncBatches",
+        "results",
+        _hooks.async_batch_results_hook,
+    ),
     Target("anthropic", "anthropic._base_client", "BaseClient", "_build_request", _hooks.attempt_hook),
 ]
 

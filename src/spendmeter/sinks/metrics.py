@@ -23,12 +23,14 @@ COST = ("llm_cost_usd", "USD spent on LLM calls, at list price with overrides", 
 TOKENS = ("llm_tokens", "Billed tokens by class (input, cache_read, cache_write, output)", (*ATTR_LABELS, "type"))
 REASONING = ("llm_reasoning_tokens", "Reasoning tokens (a subset of output tokens)", ATTR_LABELS)
 REQUESTS = ("llm_requests", "LLM calls by outcome and usage source", (*ATTR_LABELS, "status", "usage"))
-DURATION = ("llm_request_duration_seconds", "Wall time of LLM calls, streams until their end",
-            ("provider", "model", "feature", "agent"))
+DURATION = (
+    "llm_request_duration_seconds",
+    "Wall time of LLM calls, streams until their end",
+    ("provider", "model", "feature", "agent"),
+)
 UNPRICED = ("llm_unpriced_requests", "Calls whose model has no known price (cost not counted)", ("provider", "model"))
 INTERNAL_ERRORS = ("spendmeter_internal_errors", "Failures inside spendmeter, contained", ("kind",))
-FOLDED = ("spendmeter_label_values_folded", "Label observations folded into 'other' by the cardinality cap",
-          ("label",))
+FOLDED = ("spendmeter_label_values_folded", "Label observations folded into 'other' by the cardinality cap", ("label",))
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 TOKEN_TYPES = ("input", "cache_read", "cache_write", "output")
 
@@ -99,9 +101,7 @@ class MetricsSink:
     def _attr_values(self, call: Call) -> tuple[str, str, str, str, str]:
         who = call.attribution
         out = []
-        for label, raw in zip(
-            ATTR_LABELS, (call.provider, call.model, who.user, who.feature, who.agent), strict=True
-        ):
+        for label, raw in zip(ATTR_LABELS, (call.provider, call.model, who.user, who.feature, who.agent), strict=True):
             value, folded = self.policy.value(label, raw)
             if folded:
                 self._child(self.folded, (label,)).inc()

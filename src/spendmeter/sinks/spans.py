@@ -1,0 +1,247 @@
+"""The GenAI client span of each call: attribution and cost on the span the SDK's own spans nest under.
+
+`on_start` opens a CLIENT span when the call starts; `activate` makes it current while the SDK sends the
+request (so the Anthropic SDK's own span, and any HTTP client span, become its children); `on_call` writes
+the response, usage and cost attributes and ends it. Attribute names come from `spendmeter.semconv`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+
+from spendmeter import semconv as sc
+from spendmeter.call import Call, Cost, Unpriced
+
+log = logging.getLogger("spendmeter")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NULL_CONTEXT: AbstractContextManager[None] = nullcontext()
+
+# `call.capture` keys the recorder may use, each with the span attribute it becomes. The short names are what
+# providers/_hooks.py fills today (the request's messages/input/prompt and system, as the SDK was given them).
+_CONTENT_ATTRIBUTES = {
+    "input": sc.GEN_AI_INPUT_MESSAGES,
+    "output": sc.GEN_AI_OUTPUT_MESSAGES,
+    "system": sc.GEN_AI_SYSTEM_INSTRUCTIONS,
+    "input_messages": sc.GEN_AI_INPUT_MESSAGES,
+    "output_messages": sc.GEN_AI_OUTPUT_MESSAGES,
+    "system_instructions": sc.GEN_AI_SYSTEM_INSTRUCTIONS,
+    sc.GEN_AI_INPUT_MESSAGES: sc.GEN_AI_INPUT_MESSAGES,
+    sc.GEN_AI_OUTPUT_MESSAGES: sc.GEN_AI_OUTPUT_MESSAGES,
+    sc.GEN_AI_SYSTEM_INSTRUCTIONS: sc.GEN_AI_SYSTEM_INSTRUCTIONS,
+}
+
+
+def _version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("spendmeter")
+    except Exception:  # not installed (tests run from src/)
+        return None
+
+
+def _ns(moment: datetime | None) -> int | None:
+    """Nanoseconds since the epoch, computed in integers so no microsecond is lost to float rounding."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:  # the record promises aware UTC; a naive one is taken as UTC, not local
+        moment = moment.replace(tzinfo=UTC)
+    return ((moment - _EPOCH) // timedelta(microseconds=1)) * 1000
+
+
+def _json(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+class _Activation:
+    """Makes one span current for a `with` block. Attach/detach only: a few microseconds."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+        self._token: object | None = None
+
+    def __enter__(self) -> None:
+        try:
+            self._token = otel_context.attach(trace.set_span_in_context(self._span))
+        except Exception:
+            _log_once("spans.activate")
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            try:
+                otel_context.detach(self._token)  # type: ignore[arg-type]
+            except Exception:
+                _log_once("spans.deactivate")
+            self._token = None
+
+
+_logged: set[str] = set()
+
+
+def _log_once(kind: str) -> None:
+    """Log the first failure of each kind with its traceback, later ones quietly."""
+    if kind in _logged:
+        log.debug("spendmeter internal error in %s", kind, exc_info=True)
+        return
+    _logged.add(kind)
+    log.warning("spendmeter internal error in %s (further ones logged at DEBUG)", kind, exc_info=True)
+
+
+class SpanSink:
+    """Writes one GenAI CLIENT span per call. Never raises into the recorder or the caller."""
+
+    def __init__(self, tracer_provider: TracerProvider | None = None, capture_content: bool = False) -> None:
+        # With no provider this is the global one; a ProxyTracer follows a provider set later.
+        self._tracer = trace.get_tracer("spendmeter", _version(), tracer_provider=tracer_provider)
+        self.capture_content = capture_content
+
+    # -- start ---------------------------------------------------------------------------------------------
+    def on_start(self, call: Call) -> None:
+        """Open the call's span (before the SDK request is sent) and keep it on `call.span`."""
+        try:
+            if call.span is None:
+                call.span = self._start(call)
+        except Exception:
+            _log_once("spans.on_start")
+
+    def _start(self, call: Call) -> Span:
+        operation = sc.operation_name(call.operation)
+        name = f"{operation} {call.request_model}" if call.request_model else operation
+        return self._tracer.start_span(
+            name,
+            kind=SpanKind.CLIENT,
+            start_time=_ns(call.started_at),
+            # Given at start so that samplers can see them.
+            attributes=_request_attributes(call, operation),
+        )
+
+    def activate(self, call: Call) -> AbstractContextManager[None]:
+        """A context manager making `call.span` current while the SDK request is made."""
+        span = call.span
+        try:
+            # An invalid span (no-op tracer) would hide a real parent from spans the SDK starts.
+            if span is None or not span.get_span_context().is_valid:
+                return _NULL_CONTEXT
+            return _Activation(span)
+        except Exception:
+            _log_once("spans.activate")
+            return _NULL_CONTEXT
+
+    # -- finish --------------------------------------------------------------------------------------------
+    def on_call(self, call: Call) -> None:
+        """Write the response, usage and cost attributes on the call's span and end it."""
+        try:
+            span = call.span
+            if span is None:  # on_start never ran (or failed): one span covers the whole call
+                span = call.span = self._start(call)
+            if span.is_recording():
+                span.set_attributes(dict(self._finish_attributes(call)))
+                if call.status != "ok":
+                    span.set_status(Status(StatusCode.ERROR, call.error_type or call.status))
+            span.end(end_time=_end_ns(call))
+        except Exception:
+            _log_once("spans.on_call")
+
+    def _finish_attributes(self, call: Call) -> Iterator[tuple[str, Any]]:
+        yield from _response_attributes(call)
+        yield from _usage_attributes(call)
+        yield from _cost_attributes(call)
+        if self.capture_content and call.capture:
+            for key, value in call.capture.items():
+                attribute = _CONTENT_ATTRIBUTES.get(key)
+                if attribute is not None and value is not None:
+                    yield attribute, _json(value)
+
+
+def _end_ns(call: Call) -> int | None:
+    if call.ended_at is not None:
+        return _ns(call.ended_at)
+    if call.duration_s > 0:
+        return _ns(call.started_at + timedelta(seconds=call.duration_s))
+    return None  # now
+
+
+def _request_attributes(call: Call, operation: str) -> dict[str, Any]:
+    openai_like = call.provider in sc.OPENAI_PROVIDERS
+    candidates: dict[str, Any] = {
+        sc.GEN_AI_OPERATION_NAME: operation,
+        sc.GEN_AI_PROVIDER_NAME: call.provider,
+        sc.GEN_AI_REQUEST_MODEL: call.request_model,
+        sc.SERVER_ADDRESS: call.server_address,
+        sc.SERVER_PORT: call.server_port,
+        sc.GEN_AI_REQUEST_MAX_TOKENS: call.request_max_tokens,
+        (sc.OPENAI_REQUEST_SERVICE_TIER if openai_like else sc.SPENDMETER_REQUEST_SERVICE_TIER): (
+            call.request_service_tier
+        ),
+        sc.USER_ID: call.attribution.user,
+        sc.SPENDMETER_FEATURE: call.attribution.feature,
+        sc.GEN_AI_AGENT_NAME: call.attribution.agent,
+        sc.GEN_AI_CONVERSATION_ID: call.attribution.conversation,
+        sc.SPENDMETER_OPERATION: call.operation,
+        sc.SPENDMETER_DEPLOYMENT: call.deployment,
+    }
+    attributes = {k: v for k, v in candidates.items() if v is not None}
+    if call.stream:
+        attributes[sc.GEN_AI_REQUEST_STREAM] = True
+    if call.batch:
+        attributes[sc.SPENDMETER_BATCH] = True
+    return attributes
+
+
+def _response_attributes(call: Call) -> Iterator[tuple[str, Any]]:
+    if call.response_model is not None:
+        yield sc.GEN_AI_RESPONSE_MODEL, call.response_model
+    if call.response_id is not None:
+        yield sc.GEN_AI_RESPONSE_ID, call.response_id
+    if call.finish_reasons:
+        yield sc.GEN_AI_RESPONSE_FINISH_REASONS, tuple(str(r) for r in call.finish_reasons)
+    if call.service_tier is not None:
+        openai_like = call.provider in sc.OPENAI_PROVIDERS
+        yield (
+            (sc.OPENAI_RESPONSE_SERVICE_TIER if openai_like else sc.SPENDMETER_RESPONSE_SERVICE_TIER),
+            call.service_tier,
+        )
+    yield sc.SPENDMETER_ATTEMPTS, call.attempts
+    yield sc.SPENDMETER_STATUS, call.status
+    if call.end_reason is not None:
+        yield sc.SPENDMETER_END_REASON, call.end_reason
+    if call.status != "ok":
+        yield sc.ERROR_TYPE, sc.error_type(call.status, call.error_type)
+
+
+def _usage_attributes(call: Call) -> Iterator[tuple[str, Any]]:
+    usage = call.usage
+    yield sc.SPENDMETER_USAGE_SOURCE, usage.source
+    if usage.source == "missing":  # zeros would read as "this call used no tokens"
+        return
+    yield sc.GEN_AI_USAGE_INPUT_TOKENS, usage.prompt_total
+    yield sc.GEN_AI_USAGE_OUTPUT_TOKENS, usage.output
+    yield sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cache_read
+    yield sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cache_write
+    if usage.cache_write_1h:  # the split only matters (and is only priced apart) when 1-hour writes exist
+        yield sc.SPENDMETER_CACHE_WRITE_5M_TOKENS, usage.cache_write_5m
+        yield sc.SPENDMETER_CACHE_WRITE_1H_TOKENS, usage.cache_write_1h
+    yield sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning
+
+
+def _cost_attributes(call: Call) -> Iterator[tuple[str, Any]]:
+    cost = call.cost
+    if isinstance(cost, Cost):
+        yield sc.GEN_AI_USAGE_COST_AMOUNT, float(cost.total)  # Decimal until here, the export edge
+        yield sc.GEN_AI_USAGE_COST_CURRENCY, cost.currency
+        yield sc.GEN_AI_USAGE_COST_SOURCE, cost.source
+        yield sc.SPENDMETER_PRICE_ENTRY, cost.price_entry
+    elif isinstance(cost, Unpriced):
+        yield sc.SPENDMETER_UNPRICED_REASON, cost.reason
