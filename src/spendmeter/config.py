@@ -137,7 +137,7 @@ def init(
     if budgets is not None:
         from spendmeter.budgets import BudgetEngine, load_budgets
 
-        engine = BudgetEngine(load_budgets(budgets), clock=budget_clock)
+        engine = BudgetEngine(load_budgets(budgets), clock=budget_clock, estimate_cost=_estimator(pricebook))
 
     with _lock:
         shutdown(_keep_patches=True)
@@ -198,6 +198,20 @@ def init(
     return rt
 
 
+def _estimator(pricebook: Any) -> Any:
+    """For budgets with `estimate: true`: the most a call can cost in output, `max_tokens` x output price."""
+    from spendmeter.call import Cost, Usage
+
+    def estimate(call: Any) -> Any:
+        if not call.request_max_tokens or not call.request_model:
+            return None
+        usage = Usage(output=call.request_max_tokens, source="estimated")
+        cost = pricebook.price(call.provider, call.request_model, usage, tier=call.request_service_tier)
+        return cost.total if isinstance(cost, Cost) else None
+
+    return estimate
+
+
 def _before_scrape() -> None:
     RECORDER.drain()
     if _runtime is not None and _runtime.budgets is not None:
@@ -207,9 +221,7 @@ def _before_scrape() -> None:
 def _budget_status() -> list[dict[str, Any]]:
     if _runtime is None or _runtime.budgets is None:
         return []
-    from dataclasses import asdict, is_dataclass
-
-    return [asdict(s) if is_dataclass(s) else dict(s) for s in _runtime.budgets.status()]
+    return [s.as_dict() for s in _runtime.budgets.status()]
 
 
 def _report_sdks(patched: dict[str, int]) -> None:
@@ -265,6 +277,11 @@ def shutdown(_keep_patches: bool = False) -> None:
         return
     if rt.server is not None:
         rt.server.stop()
+    if rt.budgets is not None:
+        try:
+            rt.budgets.close()
+        except Exception:
+            log.warning("spendmeter: closing the budget spend store failed", exc_info=True)
     for provider in rt.owned_providers:
         try:
             provider.shutdown()

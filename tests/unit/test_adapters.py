@@ -222,3 +222,29 @@ def test_batch_results_succeeded_and_errored():
         bad,
     )
     assert bad.status == "error" and bad.error_type == "invalid_request_error" and bad.usage.total == 0
+
+
+def test_anthropic_thinking_tokens_are_reasoning_inside_output():
+    usage = message_usage({"input_tokens": 30, "output_tokens": 500, "output_tokens_details": {"thinking_tokens": 420}})
+    assert (usage.output, usage.reasoning) == (500, 420)
+    acc = MessageStreamUsage()
+    acc.observe({"type": "message_start", "message": {"usage": {"input_tokens": 30, "output_tokens": 1}}})
+    acc.observe(
+        {
+            "type": "message_delta",
+            "delta": {},
+            "usage": {"output_tokens": 500, "output_tokens_details": {"thinking_tokens": 420}},
+        }
+    )
+    call = _call()
+    acc.finish_into(call)
+    assert (call.usage.output, call.usage.reasoning) == (500, 420)
+
+
+def test_openai_responses_stream_error_event_marks_the_call_failed():
+    acc = ResponsesStreamUsage()
+    acc.observe({"type": "response.created", "response": {"id": "r1", "model": "gpt-4.1-nano", "usage": None}})
+    acc.observe({"type": "error", "code": "server_error", "message": "boom"})
+    call = _call()
+    acc.finish_into(call)
+    assert (call.status, call.error_type, call.usage.source) == ("error", "server_error", "missing")

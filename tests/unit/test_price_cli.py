@@ -139,3 +139,12 @@ def test_subprocess_module_entry_point():
     bad = subprocess.run([sys.executable, "-m", "spendmeter.cli", "price", "nope-1", "--input", "1"],
                          capture_output=True, text=True, env=env, timeout=60, check=False)
     assert bad.returncode == 2 and "nope-1" in bad.stderr and bad.stdout == ""
+
+
+def test_prices_lists_user_entries_once(capsys, tmp_path: Path):
+    path = tmp_path / "prices.toml"
+    path.write_text('[models."house-llm"]\ninput = 1\noutput = 3\n')
+    assert main(["prices", "house", "--prices", str(path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["model"], r["usd_per_1m"]["output"]) for r in rows] == [("house-llm", "3")]
+    assert rows[0]["source"].startswith("user:")

@@ -226,3 +226,19 @@ def test_shipped_rules_demand_sources(tmp_path: Path):
     path.write_text('[models."x"]\ninput = 1\n')
     with pytest.raises(ConfigError, match="source"):
         load_override_file(path, shipped=True)
+
+
+def test_documented_examples_load(tmp_path: Path):
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "pricing.md").read_text()
+    toml_block = re.search(r"```toml\n(.*?)```", doc, re.S).group(1)
+    yaml_block = re.search(r"```yaml\n(.*?)```", doc, re.S).group(1)
+    (tmp_path / "p.toml").write_text(toml_block)
+    (tmp_path / "p.yaml").write_text(yaml_block)
+    book = load_pricebook(tmp_path / "p.toml")
+    u = Usage(input=200_000, output=1000)
+    assert cost(book.price("openai", "llama-3-70b", u)).total == usd((200_000, "0.10"), (1000, "0.10"))
+    assert cost(book.price("mistral_ai", "mistral-large-latest", Usage(input=1000), batch=True)).price_entry.endswith(
+        "[batch x0.5]")
+    assert isinstance(load_pricebook(tmp_path / "p.yaml").price("openai", "my-ft", u), Cost)

@@ -346,7 +346,7 @@ def test_bad_scenario_headers_and_unknown_routes_answer_400_and_404(oai, ant):
 
 def test_anthropic_messages_json_usage_and_tier(ant, srv):
     message = ant.messages.create(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         max_tokens=200,
         messages=MESSAGES,
         extra_headers={**ANTHROPIC_USAGE, scn.HEADER_TIER: "priority"},
@@ -359,11 +359,11 @@ def test_anthropic_messages_json_usage_and_tier(ant, srv):
         77,
     )
     assert (u.cache_creation.ephemeral_5m_input_tokens, u.cache_creation.ephemeral_1h_input_tokens) == (40, 8)
-    assert u.service_tier == "priority" and message.model == "claude-sonnet-4-5"
+    assert u.service_tier == "priority" and message.model == "claude-sonnet-4-6"
     assert message.stop_reason == "end_turn" and message.content[0].type == "text"
     assert "anthropic-version" in srv.requests[0].headers
 
-    counted = ant.messages.count_tokens(model="claude-sonnet-4-5", messages=MESSAGES)
+    counted = ant.messages.count_tokens(model="claude-sonnet-4-6", messages=MESSAGES)
     assert counted.input_tokens == math.ceil(len(MESSAGES[0]["content"]) / 4)
 
 
@@ -387,7 +387,7 @@ def test_anthropic_raw_stream_carries_start_and_cumulative_delta_usage(ant):
 
 def test_anthropic_stream_helper_merges_usage(ant):
     with ant.messages.stream(
-        model="claude-sonnet-4-5", max_tokens=200, messages=MESSAGES, extra_headers=ANTHROPIC_USAGE
+        model="claude-sonnet-4-6", max_tokens=200, messages=MESSAGES, extra_headers=ANTHROPIC_USAGE
     ) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
@@ -397,7 +397,7 @@ def test_anthropic_stream_helper_merges_usage(ant):
 
 def test_anthropic_tools_stream_input_json_delta(ant):
     with ant.messages.stream(
-        model="claude-sonnet-4-5", max_tokens=200, messages=MESSAGES, tools=[WEATHER_TOOL]
+        model="claude-sonnet-4-6", max_tokens=200, messages=MESSAGES, tools=[WEATHER_TOOL]
     ) as stream:
         kinds = {e.delta.type for e in stream if e.type == "content_block_delta"}
         final = stream.get_final_message()
@@ -409,15 +409,15 @@ def test_anthropic_tools_stream_input_json_delta(ant):
 async def test_anthropic_async_stream_and_beta(srv):
     async with anthropic.AsyncAnthropic(base_url=srv.anthropic_base_url, api_key="test") as client:
         async with client.messages.stream(
-            model="claude-sonnet-4-5", max_tokens=50, messages=MESSAGES, extra_headers=ANTHROPIC_USAGE
+            model="claude-sonnet-4-6", max_tokens=50, messages=MESSAGES, extra_headers=ANTHROPIC_USAGE
         ) as stream:
             final = await stream.get_final_message()
         beta = await client.beta.messages.create(
-            model="claude-sonnet-4-5", max_tokens=50, messages=MESSAGES, extra_headers=ANTHROPIC_USAGE
+            model="claude-sonnet-4-6", max_tokens=50, messages=MESSAGES, extra_headers=ANTHROPIC_USAGE
         )
         # anthropic 2.x keeps "beta" internal; older SDKs put `?beta=true` on the URL, which routes the same
         legacy = await client.messages.create(
-            model="claude-sonnet-4-5", max_tokens=50, messages=MESSAGES, extra_query={"beta": "true"}
+            model="claude-sonnet-4-6", max_tokens=50, messages=MESSAGES, extra_query={"beta": "true"}
         )
     assert final.usage.cache_read_input_tokens == 300 and beta.usage.output_tokens == 77
     assert legacy.usage.output_tokens > 0
@@ -499,19 +499,19 @@ def test_anthropic_vertex_raw_and_stream_predict(srv):
     client = anthropic.AnthropicVertex(
         region="us-east5", project_id="proj", access_token="tok", base_url=srv.url + "/v1", max_retries=0
     )
-    message = client.messages.create(model="claude-sonnet-4-5@20250929", max_tokens=50, messages=MESSAGES)
+    message = client.messages.create(model="claude-sonnet-4-6@default", max_tokens=50, messages=MESSAGES)
     with client.messages.stream(
-        model="claude-sonnet-4-5@20250929", max_tokens=50, messages=MESSAGES, extra_headers=ANTHROPIC_USAGE
+        model="claude-sonnet-4-6@default", max_tokens=50, messages=MESSAGES, extra_headers=ANTHROPIC_USAGE
     ) as stream:
         final = stream.get_final_message()
 
-    assert message.model == "claude-sonnet-4-5@20250929" and final.usage.cache_read_input_tokens == 300
+    assert message.model == "claude-sonnet-4-6@default" and final.usage.cache_read_input_tokens == 300
     assert [r.path.rsplit(":", 1)[1] for r in srv.requests] == ["rawPredict", "streamRawPredict"]
 
 
 def test_anthropic_bedrock_invoke_with_bearer_key(srv):
     client = anthropic.AnthropicBedrock(api_key="key", aws_region="us-east-1", base_url=srv.url, max_retries=0)
-    model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    model = "us.anthropic.claude-sonnet-4-6-v1:0"
     message = client.messages.create(model=model, max_tokens=50, messages=MESSAGES, extra_headers=ANTHROPIC_USAGE)
 
     assert message.model == model and message.usage.output_tokens == 77

@@ -176,7 +176,11 @@ class PriceBook:
         """The price vector a call would use (no caching, no warning): for tools and tests."""
         when = when or datetime.now(UTC)
         day = when.astimezone(UTC).date() if when.tzinfo else when.date()
-        return self._resolve(provider, model, _TIERS.get(tier, tier), batch, day, when)[0]
+        tier = tier.lower() if tier else None
+        tier_key = _TIERS.get(tier, tier)
+        if tier_key == "batch":
+            tier_key, batch = None, True
+        return self._resolve(provider, model, tier_key, batch, day, when)[0]
 
     def price_call(self, call: Call) -> Cost | Unpriced:
         return self.price(call.provider, call.model, call.usage, tier=call.service_tier, batch=call.batch,
@@ -281,6 +285,8 @@ class PriceBook:
 
     def _warn_once(self, key: tuple[str, ...], msg: str, *args: Any) -> None:
         if key not in self._warned:
+            if len(self._warned) >= _CACHE_LIMIT:  # arbitrary model names must not grow memory forever
+                self._warned.clear()
             self._warned.add(key)
             log.warning(msg, *args)
 
@@ -316,16 +322,17 @@ class PriceBook:
                     if isinstance(vec, PriceVector):
                         above = vec.long_context[0][0] if vec.long_context else None
                         rows.append(ListedModel(gid, cm.id, cm.names, vec.rates, above, vec.source))
-            for origin, file in (("overrides", self._shipped), ("user", self._user)):
-                for e in file.entries if file is not None else ():
-                    names = (e.name, *e.aliases)
-                    if e.rates is None or not e.active(today.date()) or not wanted(names):
-                        continue
-                    if e.provider not in (None, fam.name, provider):
-                        continue
-                    rows.append(ListedModel(e.provider or "any", e.name, names, e.rates,
-                                            e.long_context[0] if e.long_context else None,
-                                            f"{origin}:{file.digest}"))  # type: ignore[union-attr]
+        fam_names = {f.name for f in fams} | ({provider.strip().lower()} if provider else set())
+        for origin, file in (("overrides", self._shipped), ("user", self._user)):
+            for e in file.entries if file is not None else ():
+                names = (e.name, *e.aliases)
+                if e.rates is None or not e.active(today.date()) or not wanted(names):
+                    continue
+                if provider and e.provider is not None and e.provider not in fam_names:
+                    continue
+                rows.append(ListedModel(e.provider or "any", e.name, names, e.rates,
+                                        e.long_context[0] if e.long_context else None,
+                                        f"{origin}:{file.digest}"))  # type: ignore[union-attr]
         return rows
 
 

@@ -40,11 +40,13 @@ def message_usage(usage: Any) -> Usage:
     if usage is None:
         return Usage(source="missing")
     fields = {name: get_int(usage, name) for name in _USAGE_FIELDS}
+    fields["thinking_tokens"] = get_int(get(usage, "output_tokens_details"), "thinking_tokens")
     split = get(usage, "cache_creation")
     return _usage(fields, split)
 
 
 def _usage(fields: dict[str, int], split: Any) -> Usage:
+    """`thinking_tokens` (newer SDKs, `output_tokens_details`) are part of `output_tokens`: reasoning."""
     write_total = fields["cache_creation_input_tokens"]
     write_1h = get_int(split, "ephemeral_1h_input_tokens") if split is not None else 0
     write_5m = get_int(split, "ephemeral_5m_input_tokens") if split is not None else write_total
@@ -57,6 +59,7 @@ def _usage(fields: dict[str, int], split: Any) -> Usage:
         cache_write_5m=write_5m,
         cache_write_1h=write_1h,
         output=fields["output_tokens"],
+        reasoning=min(fields.get("thinking_tokens", 0), fields["output_tokens"]),
         source="reported",
     )
 
@@ -85,7 +88,7 @@ class MessageStreamUsage:
     __slots__ = ("fields", "model", "response_id", "seen", "service_tier", "split", "stop_reason")
 
     def __init__(self) -> None:
-        self.fields = dict.fromkeys(_USAGE_FIELDS, 0)
+        self.fields = dict.fromkeys((*_USAGE_FIELDS, "thinking_tokens"), 0)
         self.split: Any = None
         self.seen = False
         self.model: str | None = None
@@ -114,6 +117,9 @@ class MessageStreamUsage:
             value = get(usage, name)
             if isinstance(value, int):
                 self.fields[name] = value
+        thinking = get(get(usage, "output_tokens_details"), "thinking_tokens")
+        if isinstance(thinking, int):
+            self.fields["thinking_tokens"] = thinking
         split = get(usage, "cache_creation")
         if split is not None:
             self.split = split

@@ -181,19 +181,31 @@ _TERMINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplet
 
 
 class ResponsesStreamUsage:
-    """Responses stream: the terminal event carries the whole Response, usage included."""
+    """Responses stream: the terminal event carries the whole Response, usage included.
 
-    __slots__ = ("response",)
+    A failure mid-stream arrives as an `error` event (or `response.failed`) that the SDK yields rather than
+    raises, so the call is marked as an error here.
+    """
+
+    __slots__ = ("error", "response")
 
     def __init__(self) -> None:
         self.response: Any = None
+        self.error: str | None = None
 
     def observe(self, event: Any) -> None:
         kind = get(event, "type")
         if kind in _TERMINAL_RESPONSE_EVENTS or (kind == "response.created" and self.response is None):
             self.response = get(event, "response")
+        if kind == "error":
+            self.error = str(get(event, "code") or "error")
+        elif kind == "response.failed":
+            self.error = str(get(get(get(event, "response"), "error"), "code") or "response.failed")
 
     def finish_into(self, call: Call) -> None:
+        if self.error is not None:
+            call.status = "error"
+            call.error_type = self.error
         if self.response is None:
             call.usage = Usage(source="missing")
             return
