@@ -7,13 +7,12 @@ by `guard()`, logged once per kind, counted, and never reaches the caller.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,16 +26,57 @@ log = logging.getLogger("spendmeter")
 current_call: contextvars.ContextVar[Call | None] = contextvars.ContextVar("spendmeter_call", default=None)
 
 
-class _Ok:
-    """Truthy until the guarded block failed: `with guard(kind) as ok: ...; if not ok: ...`."""
+class _Guard:
+    """`with recorder.guard(kind) as ok:` contains an Exception of ours; `ok` is falsy afterwards if one happened.
 
-    __slots__ = ("value",)
+    A plain class rather than @contextmanager: it runs ~20 times per call, so it must be cheap.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("kind", "recorder", "value")
+
+    def __init__(self, recorder: Recorder, kind: str) -> None:
+        self.recorder = recorder
+        self.kind = kind
         self.value = True
 
     def __bool__(self) -> bool:
         return self.value
+
+    def __enter__(self) -> _Guard:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        if exc_type is None or not issubclass(exc_type, Exception):
+            return False  # BaseException (cancellation, exit) is not ours to swallow
+        self.value = False
+        self.recorder.internal_error(self.kind)
+        return True
+
+
+class _Active:
+    """While the SDK request runs: our span is current, and per-attempt hooks can find the call."""
+
+    __slots__ = ("call", "manager", "recorder", "token")
+
+    def __init__(self, recorder: Recorder, call: Call) -> None:
+        self.recorder = recorder
+        self.call = call
+        self.manager: Any = None
+
+    def __enter__(self) -> None:
+        self.token = current_call.set(self.call)
+        rec = self.recorder
+        if rec.span_sink is not None and self.call.span is not None:
+            with rec.guard("spans.activate"):
+                manager = rec.span_sink.activate(self.call)
+                manager.__enter__()
+                self.manager = manager
+
+    def __exit__(self, *exc: object) -> None:
+        if self.manager is not None:
+            with self.recorder.guard("spans.activate"):
+                self.manager.__exit__(None, None, None)
+        current_call.reset(self.token)
 
 
 class Recorder:
@@ -54,15 +94,9 @@ class Recorder:
         self.internal_errors: dict[str, int] = {}
 
     # -- errors -------------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def guard(self, kind: str) -> Iterator[_Ok]:
+    def guard(self, kind: str) -> _Guard:
         """Contain a failure of our own: log once per kind, count it, carry on."""
-        ok = _Ok()
-        try:
-            yield ok
-        except Exception:
-            ok.value = False
-            self.internal_error(kind)
+        return _Guard(self, kind)
 
     def internal_error(self, kind: str) -> None:
         try:
@@ -140,22 +174,9 @@ class Recorder:
             self.finish(call, end_reason="blocked")
             raise blocked
 
-    @contextlib.contextmanager
-    def active(self, call: Call) -> Iterator[None]:
+    def active(self, call: Call) -> _Active:
         """While the SDK request runs: our span is current, and per-attempt hooks can find the call."""
-        token = current_call.set(call)
-        ctx_manager = None
-        if self.span_sink is not None and call.span is not None:
-            with self.guard("spans.activate"):
-                ctx_manager = self.span_sink.activate(call)
-                ctx_manager.__enter__()
-        try:
-            yield
-        finally:
-            if ctx_manager is not None:
-                with self.guard("spans.activate"):
-                    ctx_manager.__exit__(None, None, None)
-            current_call.reset(token)
+        return _Active(self, call)
 
     def fail(self, call: Call, exc: BaseException) -> None:
         """The SDK raised: record the call as an error, keeping any usage the provider billed."""

@@ -59,7 +59,7 @@ def budgeted(recorder_state, provider_server, tmp_path):
 
 
 def test_user_over_daily_limit_is_blocked_before_the_request(budgeted, oai, provider_server):
-    rt, clock = budgeted
+    rt, _clock = budgeted
     with spendmeter.attribute(user="heavy"):
         oai.chat.completions.create(model="gpt-4o-mini", messages=MSG, extra_headers=HEADERS)  # $0.0009
         oai.chat.completions.create(model="gpt-4o-mini", messages=MSG, extra_headers=HEADERS)  # $0.0018 > limit

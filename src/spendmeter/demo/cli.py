@@ -88,9 +88,16 @@ def main(args: argparse.Namespace) -> int:
     if problem:
         print(f"spendmeter demo: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    from spendmeter.errors import ConfigError
+
     demo = Demo(opts)
     try:
         demo.start()
+    except ConfigError as exc:  # a busy --port, a bad --budgets file: say which, no traceback
+        demo.close()
+        hint = " (demo: pass another --port; --port 0 picks a free one)" if exc.key == "prometheus_port" else ""
+        print(f"spendmeter demo: {exc}{hint}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         demo.close()
         return 0
@@ -348,8 +355,10 @@ class Demo:
         target = "real providers (" + ", ".join(sorted(self.profile.providers)) + ")" if opts.real else (
             f"local fake provider at {self.provider.url}" if self.provider else "?")
         until = f"for {opts.duration:g} s" if opts.duration else "until Ctrl-C"
+        who = f"{opts.users} users" + ("" if opts.real else " + heavy-user")
+        rate = min(opts.rate, REAL_RATE) if opts.real else opts.rate
         lines = [
-            f"spendmeter demo: {opts.users} users + heavy-user, {opts.rate:g} messages/s, seed {opts.seed}, {until}",
+            f"spendmeter demo: {who}, {rate:g} messages/s, seed {opts.seed}, {until}",
             f"  calls go to:   {target}",
             f"  budgets:       {budgets_path}",
         ]

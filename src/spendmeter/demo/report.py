@@ -16,6 +16,7 @@ from typing import Any
 from spendmeter.call import UNKNOWN, Call, Cost, Unpriced
 
 TOP_USERS = 10
+KEYS_PER_BUDGET = 5  # rows of a per-user/feature budget in the report; /api/budgets has them all
 _ZERO = Decimal(0)
 
 
@@ -100,7 +101,9 @@ class DemoStats:
 
 
 def usd(amount: Decimal) -> str:
-    """Dollars for people: 4 decimals below $1 (LLM calls cost fractions of a cent), else cents."""
+    """Dollars for people: cents from $1, 4 decimals below (LLM calls cost fractions of a cent), 6 below 1c."""
+    if 0 < abs(amount) < Decimal("0.0001"):
+        return f"${amount:,.6f}"
     if abs(amount) < 1:
         return f"${amount:,.4f}"
     return f"${amount:,.2f}"
@@ -173,19 +176,21 @@ def _format(stats: DemoStats, elapsed_s: float, budget_status: list[Any], metric
     lines += _table(
         ("provider", "model", "calls", "input", "cache_read", "cache_write", "output", "reasoning", "cost"),
         ((m.provider, m.model, f"{m.calls:,}", f"{m.input:,}", f"{m.cache_read:,}", f"{m.cache_write:,}",
-          f"{m.output:,}", f"{m.reasoning:,}", usd(m.cost) if m.unpriced < m.calls else "unpriced")
-         for m in models),
+          f"{m.output:,}", f"{m.reasoning:,}", _model_cost(m)) for m in models),
         left=2,
     )
 
-    lines += ["", "Budgets (current period)"]
+    lines += ["", "Budgets (current period; the top keys of per-user/feature budgets)"]
     if budget_status:
+        shown, hidden = _top_keys(budget_status)
         lines += _table(
             ("budget", "scope", "key", "period", "spent", "limit", "used", "action", "state"),
             ((s.name, s.scope, s.key, s.period, usd(s.spent), usd(s.limit), f"{s.utilization:.0%}", s.action,
-              _budget_state(s)) for s in budget_status),
+              _budget_state(s)) for s in shown),
             left=4,
         )
+        if hidden:
+            lines.append(f"  ... and {hidden} more keys with spend (all of them at /api/budgets)")
     else:
         lines.append("  (no budget has any spend yet)")
 
@@ -220,6 +225,25 @@ def _format(stats: DemoStats, elapsed_s: float, budget_status: list[Any], metric
         lines.append("  These calls went to the real providers and were billed to your keys.")
     lines.append("")
     return "\n".join(lines)
+
+
+def _model_cost(m: ModelLine) -> str:
+    if m.unpriced and not m.cost:
+        return "unpriced"
+    if not m.cost and not (m.input or m.cache_read or m.cache_write or m.output):
+        return "-"  # only blocked or failed calls: nothing was billed
+    return usd(m.cost)
+
+
+def _top_keys(status: list[Any]) -> tuple[list[Any], int]:
+    """Keep the first KEYS_PER_BUDGET rows of each budget (status() lists them highest spend first)."""
+    seen: Counter[str] = Counter()
+    shown = []
+    for row in status:
+        seen[row.name] += 1
+        if seen[row.name] <= KEYS_PER_BUDGET:
+            shown.append(row)
+    return shown, len(status) - len(shown)
 
 
 def _budget_state(status: Any) -> str:

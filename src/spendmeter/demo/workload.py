@@ -45,7 +45,7 @@ ZIPF_EXPONENT = 1.0
 P_ERROR_500 = 0.02  # sent without retries, so the caller sees the error
 P_RATE_LIMIT = 0.03  # the first attempt gets a 429, the SDK's retry succeeds
 P_STREAM_ERROR = 0.02  # an error event after a few chunks of a stream
-P_UNKNOWN_MODEL = 0.03  # the router tries the unpriced model
+P_UNKNOWN_MODEL = 0.05  # the router tries the unpriced model
 P_PRIORITY = 0.15  # coding calls sent with service_tier="priority" (billed at about twice the rate)
 
 # --real: the cheapest models of each provider, and short answers.
