@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from tests.otlp_receiver import OtlpReceiver
 
 AGENT = textwrap.dedent(
