@@ -32,6 +32,7 @@ ENV_LABEL_CAPS = "SPENDMETER_LABEL_CAPS"  # e.g. "user=1000,feature=100"
 ENV_LABEL_MAX_LENGTH = "SPENDMETER_LABEL_MAX_LENGTH"  # default 64
 ENV_USAGE_HOSTS = "SPENDMETER_USAGE_HOSTS"  # hosts where streams get stream_options.include_usage added
 ENV_OTLP_ENDPOINT = "SPENDMETER_OTLP_ENDPOINT"  # falls back to OTEL_EXPORTER_OTLP_ENDPOINT
+ENV_LEDGER = "SPENDMETER_LEDGER"  # per-call ledger: a SQLite path, sqlite:///file.db or postgresql://...
 OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
 OTEL_EXPORTER_OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 OTEL_CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -53,6 +54,7 @@ class Runtime:
     pricebook: Any = None
     span_sink: Any = None
     otel_metrics: Any = None
+    ledger: Any = None
     owned_providers: list[Any] = field(default_factory=list)
     patched: dict[str, int] = field(default_factory=dict)
 
@@ -97,6 +99,7 @@ def init(
     meter_provider: Any = None,
     serve_metrics: bool = True,
     budget_clock: Any = None,
+    ledger: str | os.PathLike[str] | None = None,
 ) -> Runtime:
     """Wire everything and instrument the SDKs. Calling it again rewires (tests, reconfiguration)."""
     global _runtime
@@ -112,6 +115,7 @@ def init(
     service_name = service_name or env.get(ENV_SERVICE_NAME) or env.get(OTEL_SERVICE_NAME) or "spendmeter"
     prices = prices if prices is not None else env.get(ENV_PRICES) or None
     budgets = budgets if budgets is not None else env.get(ENV_BUDGETS) or None
+    ledger = ledger if ledger is not None else env.get(ENV_LEDGER) or None
     if capture_content is None:
         capture_content = bool(_env_flag(ENV_CAPTURE_CONTENT, OTEL_CAPTURE_CONTENT))
     caps = dict(label_caps) if label_caps is not None else _parse_caps(env.get(ENV_LABEL_CAPS, ""))
@@ -138,6 +142,12 @@ def init(
         from spendmeter.budgets import BudgetEngine, load_budgets
 
         engine = BudgetEngine(load_budgets(budgets), clock=budget_clock, estimate_cost=_estimator(pricebook))
+
+    ledger_sink = None
+    if ledger is not None:
+        from spendmeter.sinks.ledger import LedgerSink
+
+        ledger_sink = LedgerSink(ledger, service_name=service_name)  # connects now: a bad target fails here
 
     with _lock:
         shutdown(_keep_patches=True)
@@ -166,6 +176,10 @@ def init(
         if engine is not None:
             engine.register_gauges(reg)
             sinks.append(engine)
+        if ledger_sink is not None:
+            ledger_sink.on_error = metrics.count_internal_error
+            rt.ledger = ledger_sink
+            sinks.append(ledger_sink)
 
         RECORDER.sinks = sinks
         RECORDER.span_sink = rt.span_sink
@@ -282,6 +296,11 @@ def shutdown(_keep_patches: bool = False) -> None:
             rt.budgets.close()
         except Exception:
             log.warning("spendmeter: closing the budget spend store failed", exc_info=True)
+    if rt.ledger is not None:
+        try:
+            rt.ledger.close()  # writes the rows still queued
+        except Exception:
+            log.warning("spendmeter: closing the ledger failed", exc_info=True)
     for provider in rt.owned_providers:
         try:
             provider.shutdown()

@@ -212,5 +212,12 @@ class SQLiteStore:
 
 
 def open_store(store_path: str | None) -> SpendStore:
-    """The store a `BudgetConfig` names: memory when `store_path` is None, else the SQLite file."""
-    return MemoryStore() if store_path is None else SQLiteStore(store_path)
+    """The store a `BudgetConfig` names: memory when `store_path` is None, PostgreSQL for a
+    `postgresql://` DSN (or `env:VAR` naming one), else the SQLite file."""
+    if store_path is None:
+        return MemoryStore()
+    if store_path.startswith(("postgresql://", "postgres://", "env:")):
+        from spendmeter.budgets.store_postgres import PostgresStore  # psycopg only when asked for
+
+        return PostgresStore(store_path)
+    return SQLiteStore(store_path)
