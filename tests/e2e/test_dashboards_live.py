@@ -39,14 +39,14 @@ import yaml
 import spendmeter
 from spendmeter.dashboards import BUILTIN_SUBSTITUTIONS, all_panel_queries, iter_panels, load_all, variables_used
 
-DASH_DIR = servers.REPO / "grafana" / "dashboards"
+DASH_DIR = Path("/tmp/dlt/dash")
 DATASOURCES_DIR = servers.REPO / "grafana" / "provisioning" / "datasources"
 SRC = Path(spendmeter.__file__).resolve().parents[1]
 
 DEMO_RATE = "30"  # user messages per second: every budget event happens within a few seconds
 DEMO_SAFETY_DURATION = "150"  # the demo ends by itself even if this process dies before stopping it
 DEMO_STOP_TIMEOUT_S = 20.0  # SIGINT: up to 5 s of draining in-flight messages, then the report
-DATA_TIMEOUT_S = 45.0  # from the first scrape of the demo until every panel has data
+DATA_TIMEOUT_S = 8.0  # from the first scrape of the demo until every panel has data
 
 # Small limits so that, at DEMO_RATE, within about 10 s: heavy-user is blocked (user daily, block),
 # most regular users pass the user budget's lowest warn level (so their per-user gauges exist), the

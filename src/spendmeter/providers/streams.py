@@ -79,15 +79,29 @@ def _is_exhaustion(exc: BaseException) -> bool:
     return isinstance(exc, (StopIteration, StopAsyncIteration))
 
 
-class ObservedStream(wrapt.ObjectProxy):  # type: ignore[misc]
-    """A sync SDK stream, observed. Yields exactly what the SDK yields."""
+class _Observed(wrapt.ObjectProxy):  # type: ignore[misc]
+    """What the sync and async proxies share: the state, the hidden-chunk rule and the once-only finish."""
 
     def __init__(self, wrapped: Any, state: StreamState, hide: Callable[[Any], bool] | None = None) -> None:
         super().__init__(wrapped)
         self._self_state = state
         self._self_hide = hide
         self._self_iter: Any = None
+        # The finalizer holds the state, never the proxy, so the proxy can be collected.
         self._self_finalizer = weakref.finalize(self, state.abandon)
+
+    def _self_keep(self, item: Any) -> bool:
+        """Observe a chunk; False only for the usage chunk we asked for ourselves."""
+        self._self_state.observe(item)
+        return self._self_hide is None or not self._self_hide(item)
+
+    def _self_done(self, reason: str, exc: BaseException | None = None) -> None:
+        self._self_finalizer.detach()
+        self._self_state.finish(reason, exc)
+
+
+class ObservedStream(_Observed):
+    """A sync SDK stream, observed. Yields exactly what the SDK yields."""
 
     def __iter__(self) -> ObservedStream:
         return self
@@ -95,7 +109,6 @@ class ObservedStream(wrapt.ObjectProxy):  # type: ignore[misc]
     def __next__(self) -> Any:
         if self._self_iter is None:
             self._self_iter = iter(self.__wrapped__)
-        state = self._self_state
         while True:
             try:
                 item = next(self._self_iter)
@@ -105,14 +118,8 @@ class ObservedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             except BaseException as exc:
                 self._self_done("error", exc)
                 raise
-            state.observe(item)
-            if self._self_hide is not None and self._self_hide(item):
-                continue
-            return item
-
-    def _self_done(self, reason: str, exc: BaseException | None = None) -> None:
-        self._self_finalizer.detach()
-        self._self_state.finish(reason, exc)
+            if self._self_keep(item):
+                return item
 
     def close(self) -> Any:
         try:
@@ -131,15 +138,8 @@ class ObservedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             self._self_done("closed_early")
 
 
-class AsyncObservedStream(wrapt.ObjectProxy):  # type: ignore[misc]
+class AsyncObservedStream(_Observed):
     """An async SDK stream, observed. Yields exactly what the SDK yields."""
-
-    def __init__(self, wrapped: Any, state: StreamState, hide: Callable[[Any], bool] | None = None) -> None:
-        super().__init__(wrapped)
-        self._self_state = state
-        self._self_hide = hide
-        self._self_iter: Any = None
-        self._self_finalizer = weakref.finalize(self, state.abandon)
 
     def __aiter__(self) -> AsyncObservedStream:
         return self
@@ -147,7 +147,6 @@ class AsyncObservedStream(wrapt.ObjectProxy):  # type: ignore[misc]
     async def __anext__(self) -> Any:
         if self._self_iter is None:
             self._self_iter = self.__wrapped__.__aiter__()
-        state = self._self_state
         while True:
             try:
                 item = await self._self_iter.__anext__()
@@ -157,14 +156,8 @@ class AsyncObservedStream(wrapt.ObjectProxy):  # type: ignore[misc]
             except BaseException as exc:
                 self._self_done("error", exc)
                 raise
-            state.observe(item)
-            if self._self_hide is not None and self._self_hide(item):
-                continue
-            return item
-
-    def _self_done(self, reason: str, exc: BaseException | None = None) -> None:
-        self._self_finalizer.detach()
-        self._self_state.finish(reason, exc)
+            if self._self_keep(item):
+                return item
 
     async def close(self) -> Any:
         try:
