@@ -231,14 +231,13 @@ def test_unknown_model_warns_once(caplog):
     assert "no-such-model-x" in messages[0]
 
 
-def test_unknown_tier_falls_back_to_standard_with_a_warning(caplog):
+def test_a_tier_without_a_known_price_is_unpriced_not_standard(caplog):
     book = load_pricebook()
     u = Usage(input=1000, output=1000)
     with caplog.at_level(logging.WARNING, logger="spendmeter"):
-        c = cost(book.price("openai", "gpt-4o", u, tier="scale"))
-        cost(book.price("openai", "gpt-4o", u, tier="scale"))
-    assert c.total == usd((1000, "2.5"), (1000, "10"))
-    assert "scale unknown, standard rates" in c.price_entry
+        c = book.price("openai", "gpt-4o", u, tier="scale")
+        book.price("openai", "gpt-4o", u, tier="scale")
+    assert isinstance(c, Unpriced) and "'scale' tier" in c.reason
     assert len([r for r in caplog.records if "scale" in r.getMessage()]) == 1
 
 

@@ -32,7 +32,7 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _CACHE_LIMIT = 20_000  # distinct (provider, model, tier, batch, day) keys before we start over
 
 # Response `service_tier` values -> the tier we price. Anything else (e.g. OpenAI "scale") is kept as-is
-# and, having no price of its own, falls back to standard rates with a warning.
+# and, having no price of its own, is unpriced (never silently priced at standard rates).
 _STANDARD = None
 _TIERS: dict[str | None, str | None] = {
     None: _STANDARD, "": _STANDARD, "default": _STANDARD, "auto": _STANDARD, "standard": _STANDARD,
@@ -243,9 +243,8 @@ class PriceBook:
                 (base, long), used, long_from = hit[1], used | {hit[0].origin}, None
                 tags.append(tier)
             else:
-                self._warn_once((prov, model, tier), "spendmeter: no %r tier price for %s on %s; "
-                                "using standard rates", tier, label, day)
-                tags.append(f"{tier} unknown, standard rates")
+                # Standard rates would understate a priority call: say we cannot price it instead.
+                return Unpriced(f"no {tier!r} tier price for {label} on {day} (provider {provider!r})"), cacheable
 
         if self._user is not None:
             ids = tuple(o.label.split(":", 1)[-1] for o in offers)

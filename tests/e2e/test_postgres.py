@@ -1,0 +1,222 @@
+"""The scale path on a real PostgreSQL: budget spend shared by processes and hosts, and the per-call ledger.
+
+PostgreSQL comes from the session fixture `postgres_dsn` (Debian package, free port, trust auth); under
+CI=true a missing server fails these tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import psycopg
+import pytest
+from prometheus_client import CollectorRegistry
+
+import spendmeter
+from spendmeter.budgets import BudgetEngine
+from spendmeter.budgets.config import parse_budgets
+from spendmeter.budgets.store import NANO_PER_USD, from_nano, open_store
+from spendmeter.budgets.store_postgres import PostgresStore
+from spendmeter.call import Attribution, Call, Cost
+from spendmeter.demo.provider_server import ProviderServer
+from spendmeter.errors import ConfigError
+from spendmeter.recorder import RECORDER
+
+PROCESSES, ADDS = 4, 300
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def _adder(dsn: str, budget: str, worker: int, adds: int) -> None:
+    """In a spawned process: its own store, its own connections; every add also hits a shared key."""
+    store = PostgresStore(dsn, max_connections=2)
+    for i in range(adds):
+        # 1 nano-USD + i: amounts differ per add, so a lost or doubled update changes the total.
+        store.add([((budget, "shared", "2025-06-01"), 1 + i), ((budget, f"w{worker}", "2025-06-01"), 7)])
+    store.close()
+
+
+def test_spend_store_is_exact_under_concurrent_processes(postgres_dsn):
+    budget = f"procs-{uuid.uuid4().hex[:8]}"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_adder, args=(postgres_dsn, budget, w, ADDS)) for w in range(PROCESSES)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0] * PROCESSES
+
+    store = PostgresStore(postgres_dsn)
+    try:
+        assert store.get(budget, "shared", "2025-06-01") == PROCESSES * sum(1 + i for i in range(ADDS))
+        assert store.top(budget, "2025-06-01", 1, 10)[0][0] == "shared"
+        assert store.count_at_least(budget, "2025-06-01", 7 * ADDS) == PROCESSES + 1
+        assert all(store.get(budget, f"w{w}", "2025-06-01") == 7 * ADDS for w in range(PROCESSES))
+        assert store.prune(budget, "2025-06-02") == PROCESSES + 1
+        assert store.get(budget, "shared", "2025-06-01") == 0
+    finally:
+        store.close()
+
+
+def test_spend_store_threads_share_a_small_pool(postgres_dsn):
+    from concurrent.futures import ThreadPoolExecutor
+
+    budget = f"threads-{uuid.uuid4().hex[:8]}"
+    store = PostgresStore(postgres_dsn, max_connections=3)
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda i: store.add([((budget, "k", "p"), i)]), range(400)))
+        assert store.get(budget, "k", "p") == sum(range(400))
+        assert store._open <= 3
+    finally:
+        store.close()
+
+
+def test_open_store_picks_postgres_for_a_dsn_and_env_reference(postgres_dsn, monkeypatch):
+    monkeypatch.setenv("SPENDMETER_TEST_SPEND_DSN", postgres_dsn)
+    for target in (postgres_dsn, "env:SPENDMETER_TEST_SPEND_DSN"):
+        store = open_store(target)
+        try:
+            assert isinstance(store, PostgresStore)
+            assert store.get("nothing", "here", "yet") == 0
+        finally:
+            store.close()
+    with pytest.raises(ConfigError, match="SPENDMETER_TEST_UNSET_DSN"):
+        open_store("env:SPENDMETER_TEST_UNSET_DSN")
+    unreachable = postgres_dsn.rsplit(":", 1)[0] + ":1/spendmeter"
+    with pytest.raises(ConfigError, match="cannot connect"):
+        open_store(unreachable)
+
+
+def _budget_config(name: str, store: str = "memory") -> object:
+    return parse_budgets(
+        {
+            "store": store,
+            "budgets": [
+                {"name": name, "scope": "user", "period": "day", "limit_usd": "0.002", "action": "block"},
+            ],
+        }
+    )
+
+
+def _priced_call(user: str, usd: str) -> Call:
+    call = Call("openai", "chat", "gpt-4o-mini", Attribution(user=user))
+    call.cost = Cost(Decimal(usd), Decimal(0), Decimal(0), Decimal(0), Decimal(usd), "test", "gpt-4o-mini")
+    return call
+
+
+def test_budget_blocks_across_two_hosts(postgres_dsn):
+    name = f"hosts-{uuid.uuid4().hex[:8]}"
+    config = _budget_config(name)
+    host_a = BudgetEngine(config, clock=lambda: NOW, store=PostgresStore(postgres_dsn))
+    host_b = BudgetEngine(config, clock=lambda: NOW, store=PostgresStore(postgres_dsn))
+    try:
+        for _ in range(2):
+            host_a.on_call(_priced_call("erin", "0.0009"))
+        host_b.check(_priced_call("erin", "0"))  # $0.0018 < $0.002: still room
+        host_b.on_call(_priced_call("erin", "0.0009"))  # $0.0027 now, spent on host B
+        for engine in (host_a, host_b):
+            with pytest.raises(spendmeter.BudgetExceeded) as info:
+                engine.check(_priced_call("erin", "0"))
+            assert info.value.key == "erin"
+        host_a.check(_priced_call("frank", "0"))  # other users are not affected
+        assert host_a.spent(name, "erin") == Decimal("0.0027") == host_b.spent(name, "erin")
+    finally:
+        host_a.close()
+        host_b.close()
+
+
+@pytest.mark.xfail(strict=True, reason="budgets/config.py still rejects `store: postgresql://` (lead to pass it on)")
+def test_budgets_file_selects_the_postgres_store(postgres_dsn):
+    engine = BudgetEngine(_budget_config(f"file-{uuid.uuid4().hex[:8]}", store=postgres_dsn), clock=lambda: NOW)
+    try:
+        assert isinstance(engine.store, PostgresStore)
+    finally:
+        engine.close()
+
+
+# ----------------------------------------------------------------------------------------- ledger
+
+OAI_HEADERS = {"x-fake-usage": "input=2000,output=1000"}  # gpt-4o-mini: 2000 x 0.15 + 1000 x 0.60 per 1M
+ANT_HEADERS = {"x-fake-usage": "input=20,cache_write=163,cache_write_1h=1000,cached=0,output=300"}
+MSG = [{"role": "user", "content": "Where is my refund?"}]
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+
+    def on_call(self, call: Call) -> None:
+        self.calls.append(call)
+
+
+def test_ledger_records_real_sdk_calls_exactly(postgres_dsn):
+    import anthropic
+    import openai
+
+    service = f"e2e-ledger-{uuid.uuid4().hex[:8]}"
+    seen = _Collect()
+    with ProviderServer() as provider:
+        spendmeter.init(serve_metrics=False, registry=CollectorRegistry(), ledger=postgres_dsn,
+                        usage_hosts=("127.0.0.1",), service_name=service)  # fmt: skip
+        RECORDER.sinks.append(seen)
+        try:
+            oai = openai.OpenAI(base_url=provider.openai_base_url, api_key="sk-test", max_retries=0)
+            ant = anthropic.Anthropic(base_url=provider.anthropic_base_url, api_key="sk-ant-test", max_retries=0)
+            with spendmeter.attribute(user="gina", feature="refunds", agent="router", conversation="c-7"):
+                for _ in range(3):
+                    oai.chat.completions.create(model="gpt-4o-mini", messages=MSG, extra_headers=OAI_HEADERS)
+                list(oai.chat.completions.create(model="gpt-4o-mini", messages=MSG, stream=True,
+                                                 extra_headers=OAI_HEADERS))  # fmt: skip
+            with spendmeter.attribute(user="hugo", feature="contracts"):
+                ant.messages.create(model="claude-3-5-sonnet-20240620", max_tokens=400, messages=MSG,
+                                    extra_headers=ANT_HEADERS)  # fmt: skip
+        finally:
+            spendmeter.shutdown()  # flushes the ledger
+
+    with psycopg.connect(postgres_dsn) as conn:
+        rows = conn.execute(
+            "SELECT provider, model, user_id, feature, agent, conversation, stream, status, usage_source,"
+            " input_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, output_tokens,"
+            " cost_total_usd, cost_input_usd + cost_cache_read_usd + cost_cache_write_usd + cost_output_usd,"
+            " started_at, ended_at FROM spendmeter_ledger WHERE service = %s ORDER BY id",
+            (service,),
+        ).fetchall()
+        total = conn.execute(
+            "SELECT sum(cost_total_usd) FROM spendmeter_ledger WHERE service = %s AND user_id = 'gina'", (service,)
+        ).fetchone()[0]
+        version = conn.execute("SELECT version FROM spendmeter_schema_version WHERE component = 'ledger'").fetchone()
+
+    assert len(rows) == len(seen.calls) == 5
+    for row, call in zip(rows, seen.calls, strict=True):
+        u = call.usage
+        assert row[:2] == (call.provider, call.model)
+        assert row[9:14] == (u.input, u.cache_read, u.cache_write_5m, u.cache_write_1h, u.output)
+        assert row[14] == call.cost.total and row[15] == call.cost.total  # NUMERIC: the very Decimal
+        assert row[16] == call.started_at and row[17] == call.ended_at
+    assert rows[0][2:9] == ("gina", "refunds", "router", "c-7", False, "ok", "reported")
+    assert rows[3][6] is True and rows[3][9] == 2000  # the stream, usage via include_usage
+    assert rows[4][:4] == ("anthropic", "claude-3-5-sonnet-20240620", "hugo", "contracts")
+    assert rows[4][11:13] == (163, 1000)  # 5-minute and 1-hour cache writes kept apart
+    assert total == 4 * (Decimal(2000) * Decimal("0.15") + Decimal(1000) * Decimal("0.60")) / 1_000_000
+    assert version == (1,)
+
+
+def test_ledger_survives_a_restart_and_a_second_writer(postgres_dsn):
+    from spendmeter.sinks.ledger import LedgerSink
+
+    service = f"e2e-two-{uuid.uuid4().hex[:8]}"
+    sinks = [LedgerSink(postgres_dsn, service_name=service) for _ in range(2)]
+    amount = Decimal("0.000000037500")  # one cached gpt-4o-mini token: a float would not keep it
+    for i in range(200):
+        sinks[i % 2].on_call(_priced_call(f"u{i % 5}", str(amount)))
+    for sink in sinks:
+        sink.close()
+    with psycopg.connect(postgres_dsn) as conn:
+        count, total = conn.execute(
+            "SELECT count(*), sum(cost_total_usd) FROM spendmeter_ledger WHERE service = %s", (service,)
+        ).fetchone()
+    assert (count, total) == (200, 200 * amount)
+    assert from_nano(int(total * NANO_PER_USD)) == Decimal("0.0000075")
