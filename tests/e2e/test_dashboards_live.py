@@ -48,7 +48,7 @@ DEMO_SAFETY_DURATION = "150"  # the demo ends by itself even if this process die
 DEMO_STOP_TIMEOUT_S = 20.0  # SIGINT: up to 5 s of draining in-flight messages, then the report
 DATA_TIMEOUT_S = 45.0  # from the first scrape of the demo until every panel has data
 
-# Small limits so that, at DEMO_RATE, within about 10 s: heavy-user is blocked (user daily, block),
+# Small limits so that, at DEMO_RATE, within a few seconds: heavy-user is blocked (user daily, block),
 # most regular users pass the user budget's lowest warn level (so their per-user gauges exist), the
 # global daily budget passes its lowest warn level, the coding feature exhausts its feature budget
 # (LLMBudgetExhausted), and the monthly budget stays far below its limit while its forecast overshoots
@@ -268,7 +268,8 @@ def _walk(node: Any) -> Iterator[tuple[str, Any]]:
 
 
 def test_dashboards_use_only_the_provisioned_datasource_and_defined_variables() -> None:
-    provisioned = yaml.safe_load(next(DATASOURCES_DIR.glob("*.yml")).read_text())["datasources"]
+    provisioned = [ds for path in sorted(DATASOURCES_DIR.glob("*.y*ml"))
+                   for ds in yaml.safe_load(path.read_text()).get("datasources") or []]
     prometheus_uids = {d["uid"] for d in provisioned if d["type"] == "prometheus"}
     assert prometheus_uids, f"no Prometheus datasource in {DATASOURCES_DIR}"
     for dash in load_all(DASH_DIR).values():

@@ -128,7 +128,6 @@ def test_budget_blocks_across_two_hosts(postgres_dsn):
         host_b.close()
 
 
-@pytest.mark.xfail(strict=True, reason="budgets/config.py still rejects `store: postgresql://` (lead to pass it on)")
 def test_budgets_file_selects_the_postgres_store(postgres_dsn):
     engine = BudgetEngine(_budget_config(f"file-{uuid.uuid4().hex[:8]}", store=postgres_dsn), clock=lambda: NOW)
     try:
@@ -220,3 +219,34 @@ def test_ledger_survives_a_restart_and_a_second_writer(postgres_dsn):
         ).fetchone()
     assert (count, total) == (200, 200 * amount)
     assert from_nano(int(total * NANO_PER_USD)) == Decimal("0.0000075")
+
+
+def _doc_queries(lang: str) -> list[str]:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "ledger.md").read_text()
+    return re.findall(rf"```{lang}\n(.*?)```", text, flags=re.S)
+
+
+def test_documented_postgres_queries_run_and_add_up(postgres_dsn):
+    from spendmeter.sinks.ledger import LedgerSink
+
+    queries = _doc_queries("sql")
+    assert len(queries) >= 3
+    model = f"doc-model-{uuid.uuid4().hex[:8]}"
+    call = _priced_call("ivy", "0")
+    call.request_model, call.attribution = model, Attribution(user="ivy", feature="doc-feature", conversation="c-doc")
+    call.started_at = datetime.now(UTC)
+    call.usage.input, call.usage.cache_read, call.usage.source = 1000, 4000, "reported"
+    # 1000 x 0.15 + 4000 x 0.075 per 1M: uncached, the cache reads would have cost 4000 x 0.15 per 1M.
+    call.cost = Cost(Decimal("0.00015"), Decimal("0.0003"), Decimal(0), Decimal(0), Decimal("0.00045"), "t", model)
+    sink = LedgerSink(postgres_dsn)
+    sink.on_call(call)
+    sink.close()
+    with psycopg.connect(postgres_dsn) as conn:
+        results = [conn.execute(q).fetchall() for q in queries]
+    by_user_day, by_feature, savings = results[0], results[1], results[2]
+    assert any(r[1] == "ivy" and r[2] == Decimal("0.00045") for r in by_user_day)
+    assert any(r[0] == "doc-feature" and r[1] == Decimal("0.00045") for r in by_feature)
+    assert [r[1:] for r in savings if r[0] == model] == [(4000, Decimal("0.0003"))]

@@ -270,3 +270,23 @@ def test_openai_uninstrument_restores_methods(instrumented, oai):
     _targets.instrument()  # idempotent: still one call per call
     oai.chat.completions.create(model="gpt-4o-mini", messages=MSG)
     assert len(instrumented.calls) == 1
+
+
+def test_openai_tool_call_in_a_stream(instrumented, oai):
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_order",
+                "description": "Look up an order",
+                "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
+            },
+        }
+    ]
+    with oai.chat.completions.stream(
+        model="gpt-4o-mini", messages=MSG, tools=tools, extra_headers={**USAGE, "x-fake-scenario": "tool-call"}
+    ) as stream:
+        final = stream.get_final_completion()
+    assert final.choices[0].message.tool_calls[0].function.name == "get_order"
+    call = instrumented.one()
+    assert call.usage == EXPECTED and call.finish_reasons == ("tool_calls",)

@@ -259,3 +259,61 @@ def test_rows_from_many_threads_all_land(tmp_path):
     assert len(got) == 1600 and sink.dropped == 0
     expected = 8 * sum((make_cost(i).total for i in range(200)), Decimal(0))
     assert sum((Decimal(r["cost_total_usd"]) for r in got), Decimal(0)) == expected
+
+
+def test_documented_sqlite_queries_run(tmp_path):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "ledger.md").read_text()
+    queries = re.findall(r"```sqlite\n(.*?)```", text, flags=re.S)
+    assert len(queries) >= 2
+    path = tmp_path / "ledger.db"
+    sink = LedgerSink(path)
+    now = datetime.now(UTC)
+    for i in range(3):
+        call = make_call(i, cost=make_cost(i), user="jo")
+        call.started_at = now - timedelta(hours=i)
+        sink.on_call(call)
+    sink.on_call(make_call(3, cost=Unpriced("no price"), user="kim"))  # started 2025: outside 30 days
+    sink.close()
+    conn = sqlite3.connect(path)
+    try:
+        by_user_day, by_feature = (conn.execute(q).fetchall() for q in queries[:2])
+    finally:
+        conn.close()
+    assert sum(r[3] for r in by_user_day if r[1] == "jo") == 3 and all(r[1] != "kim" for r in by_user_day)
+    assert by_feature == [("support", pytest.approx(float(sum(make_cost(i).total for i in range(3)))), 4, 1)]
+
+
+def test_a_forked_child_writes_its_own_rows_and_not_the_parents(tmp_path):
+    import os
+
+    path = tmp_path / "ledger.db"
+    sink = LedgerSink(path, flush_interval_s=3600)
+    sink.on_call(make_call(0, user="parent"))  # still queued at fork time
+    pid = os.fork()
+    if pid == 0:  # the child: no writer thread came along; the first row starts one on its own connection
+        code = 1
+        try:
+            sink.on_call(make_call(1, user="child"))
+            sink.close()
+            code = 0 if sink.written == 1 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    sink.close()
+    assert sorted(r["user_id"] for r in rows(path)) == ["child", "parent"]
+
+
+def test_postgres_without_psycopg_says_how_to_install_it(monkeypatch):
+    import sys
+
+    from spendmeter.budgets.store import open_store
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # what an environment without the extra looks like
+    with pytest.raises(ConfigError, match=r"pip install 'spendmeter\[postgres\]'"):
+        open_backend("postgresql://spendmeter@127.0.0.1:1/llm")
+    with pytest.raises(ConfigError, match=r"pip install 'spendmeter\[postgres\]'"):
+        open_store("postgresql://spendmeter@127.0.0.1:1/llm")

@@ -213,9 +213,9 @@ def _store_path(store: Any, base_dir: Path | None, fail: Any) -> str | None:
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         return str(path.resolve())
-    if isinstance(store, str) and store.startswith(("postgresql://", "postgres://")):
-        raise fail("store", "PostgreSQL budget stores are not available yet; use memory or sqlite:///file.db")
-    raise fail("store", f"expected memory or sqlite:///path/to/spend.db, got {store!r}")
+    if isinstance(store, str) and store.startswith(("postgresql://", "postgres://", "env:")):
+        return store  # a DSN (or env:VAR naming one): open_store() picks the PostgreSQL store
+    raise fail("store", f"expected memory, sqlite:///path/to/spend.db or postgresql://..., got {store!r}")
 
 
 def _no_unknown_keys(data: Mapping[Any, Any], allowed: tuple[str, ...], prefix: str, fail: Any) -> None:
