@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -177,7 +178,14 @@ def test_three_gunicorn_workers_one_scrape_sums_all_calls(provider_server, tmp_p
                     output = proc.stdout.read().decode() if proc.poll() is not None else "no start"
                     raise AssertionError(output) from None
                 time.sleep(0.2)
-        pids = {urllib.request.urlopen(f"{base}/call?user=u{i % 5}", timeout=10).read() for i in range(60)}
+
+        def call(i: int, slow: bool = False) -> bytes:
+            suffix = "&slow=1" if slow else ""
+            return urllib.request.urlopen(f"{base}/call?user=u{i % 5}{suffix}", timeout=10).read()
+
+        with ThreadPoolExecutor(max_workers=6) as pool:  # 12 slow calls at once: one worker cannot take them all
+            pids = set(pool.map(lambda i: call(i, slow=True), range(12)))
+        pids |= {call(i) for i in range(12, 60)}
         assert len(pids) >= 2, "the calls should spread over several workers"
         # restart one worker: its counters must be neither lost nor doubled
         os.kill(int(next(iter(pids))), signal.SIGTERM)

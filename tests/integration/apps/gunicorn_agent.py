@@ -27,7 +27,11 @@ def app(environ, start_response):
         client.chat.completions.create(
             model="gpt-4o-mini",
             messages=[{"role": "user", "content": "hi"}],
-            extra_headers={"x-fake-usage": "input=176,cached=1024,output=100"},
+            extra_headers={
+                "x-fake-usage": "input=176,cached=1024,output=100",
+                # a slow answer keeps this worker busy, so concurrent requests must spread over the others
+                "x-fake-scenario": "slow" if query.get("slow") else "ok",
+            },
         )
     body = str(os.getpid()).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
