@@ -27,30 +27,18 @@ class CollectingSink:
         return self.calls[0]
 
 
+_WIRING = ("sinks", "span_sink", "pricer", "budgets", "usage_hosts", "capture_content", "on_internal_error")
+
+
 @pytest.fixture
 def recorder_state():
     """Save and restore the recorder's wiring so tests can set sinks/pricer/budgets freely."""
-    saved = (
-        RECORDER.sinks,
-        RECORDER.span_sink,
-        RECORDER.pricer,
-        RECORDER.budgets,
-        RECORDER.usage_hosts,
-        RECORDER.capture_content,
-        RECORDER.on_internal_error,
-    )
+    saved = {name: getattr(RECORDER, name) for name in _WIRING}
     RECORDER.drain()
     yield RECORDER
     RECORDER.drain()
-    (
-        RECORDER.sinks,
-        RECORDER.span_sink,
-        RECORDER.pricer,
-        RECORDER.budgets,
-        RECORDER.usage_hosts,
-        RECORDER.capture_content,
-        RECORDER.on_internal_error,
-    ) = saved
+    for name, value in saved.items():
+        setattr(RECORDER, name, value)
 
 
 @pytest.fixture
