@@ -23,11 +23,10 @@ from typing import Any
 
 from spendmeter.budgets.store import TABLE, SpendKey
 from spendmeter.errors import ConfigError
+from spendmeter.postgres import import_psycopg, redact_dsn, resolve_dsn
 
 log = logging.getLogger("spendmeter")
 
-PG_PREFIXES = ("postgresql://", "postgres://", "env:")
-INSTALL_HINT = "pip install 'spendmeter[postgres]'"
 
 # Any fixed 64-bit number: serialises schema creation across processes starting at the same moment
 # (concurrent CREATE TABLE IF NOT EXISTS can still fail on the catalog's unique index).
@@ -58,42 +57,6 @@ _COUNT = f"SELECT COUNT(*) FROM {TABLE} WHERE budget = %s AND period_start = %s 
 _PRUNE = f"DELETE FROM {TABLE} WHERE budget = %s AND period_start < %s"
 
 
-def import_psycopg(what: str) -> Any:
-    """psycopg 3, or a ConfigError that says how to install it."""
-    try:
-        import psycopg
-    except ImportError:
-        raise ConfigError(f"{what} needs psycopg 3, which is not installed: {INSTALL_HINT}") from None
-    return psycopg
-
-
-def resolve_dsn(store: str, *, key: str = "store", file: str | None = None) -> str:
-    """`postgresql://...` as is; `env:NAME` from the environment (so the password is not in the file)."""
-    if store.startswith("env:"):
-        name = store[len("env:") :].strip()
-        value = os.environ.get(name, "").strip() if name else ""
-        if not value:
-            raise ConfigError(
-                f"{store!r} names the environment variable {name or '(empty)'!r}, which is not set; "
-                "set it to postgresql://user@host:5432/db",
-                key=key,
-                file=file,
-            )
-        store = value
-    if not store.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(f"expected postgresql://user@host:5432/db, got {_redact(store)!r}", key=key, file=file)
-    return store
-
-
-def _redact(dsn: str) -> str:
-    """The DSN without its password, for messages and logs."""
-    scheme, sep, rest = dsn.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in creds:
-        return dsn
-    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-
-
 class PostgresStore:
     """Spend store on PostgreSQL. Thread-safe; fork-safe; connects (and creates the table) at construction,
     so a wrong DSN fails at `init()`, not at the first call."""
@@ -119,7 +82,7 @@ class PostgresStore:
             return self._psycopg.connect(self.dsn, autocommit=True, connect_timeout=max(1, int(self.connect_timeout_s)))
         except self._psycopg.OperationalError as exc:
             raise ConfigError(
-                f"cannot connect to the spend store {_redact(self.dsn)}: {exc}".strip(), key="store"
+                f"cannot connect to the spend store {redact_dsn(self.dsn)}: {exc}".strip(), key="store"
             ) from exc
 
     @contextmanager

@@ -361,7 +361,7 @@ class SQLiteLedger:
 
 class PostgresLedger:
     def __init__(self, target: str) -> None:
-        from spendmeter.budgets.store_postgres import import_psycopg, resolve_dsn
+        from spendmeter.postgres import import_psycopg, resolve_dsn
 
         self._psycopg = import_psycopg("ledger: postgresql://")
         self.dsn = resolve_dsn(target, key="ledger")
@@ -379,10 +379,10 @@ class PostgresLedger:
         try:
             conn = self._psycopg.connect(self.dsn, autocommit=True, connect_timeout=10)
         except self._psycopg.OperationalError as exc:
-            from spendmeter.budgets.store_postgres import _redact
+            from spendmeter.postgres import redact_dsn
 
             raise ConfigError(
-                f"cannot connect to the ledger database {_redact(self.dsn)}: {exc}", key="ledger"
+                f"cannot connect to the ledger database {redact_dsn(self.dsn)}: {exc}", key="ledger"
             ) from exc
         try:
             with conn.transaction():
