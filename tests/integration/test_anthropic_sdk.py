@@ -212,3 +212,19 @@ def test_anthropic_vertex_client(instrumented, provider_server):
     call = instrumented.one()
     assert call.provider == "gcp.vertex_ai" and call.usage.output == 171
     assert call.priced
+
+
+def test_anthropic_bedrock_client(instrumented, provider_server):
+    client = anthropic.AnthropicBedrock(
+        api_key="key", aws_region="us-east-1", base_url=provider_server.url, max_retries=0
+    )
+    client.messages.create(
+        model="anthropic.claude-3-haiku-20240307-v1:0",
+        max_tokens=10,
+        messages=MSG,
+        extra_headers={"x-fake-usage": "input=17,output=171"},
+    )
+    call = instrumented.one()
+    assert (call.provider, call.usage.input, call.usage.output) == ("aws.bedrock", 17, 171)
+    # priced as the Anthropic model it is: 17 x 0.25 + 171 x 1.25 per 1M
+    assert call.cost.total == (Decimal(17) * Decimal("0.25") + Decimal(171) * Decimal("1.25")) / 1_000_000
