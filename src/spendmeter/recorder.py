@@ -160,13 +160,13 @@ class Recorder:
         return call
 
     def _check_budget(self, call: Call) -> None:
-        blocked: BaseException | None = None
-        with self.guard("budgets.check"):
+        from spendmeter.budgets.engine import BudgetExceeded  # only reached when budgets are configured
+
+        blocked: BudgetExceeded | None = None
+        with self.guard("budgets.check"):  # a failing spend store fails open: the call goes through
             try:
                 self.budgets.check(call)
-            except Exception as exc:
-                if type(exc).__name__ != "BudgetExceeded":
-                    raise
+            except BudgetExceeded as exc:
                 blocked = exc
         if blocked is not None:
             call.status = "blocked"
