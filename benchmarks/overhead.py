@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from prometheus_client import CollectorRegistry
 
 import spendmeter
-from spendmeter.providers import _targets
+from spendmeter.instrumentation import patches
 
 MSG = [{"role": "user", "content": "How do I reset my password?"}]
 HEADERS = {"x-fake-usage": "input=176,cached=1024,output=100"}
@@ -53,7 +53,7 @@ class ServerProcess:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "spendmeter.demo.provider_server", "--port", str(port)],
+            [sys.executable, "-m", "spendmeter.testing.server", "--port", str(port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _pin(self.proc.pid, last=True)
         self.url = f"http://127.0.0.1:{port}"
@@ -158,9 +158,9 @@ def main() -> int:
             fn(20)  # warm-up: connections, caches, price resolution
             bare, inst = [], []
             for _ in range(args.rounds):
-                _targets.uninstrument()
+                patches.uninstrument()
                 bare.append(timed(fn, args.calls))
-                _targets.instrument()
+                patches.instrument()
                 inst.append(timed(fn, args.calls))
             # Paired rounds: the median of (instrumented - bare) per round resists drift better than
             # the difference of medians.

@@ -1,50 +1,45 @@
-"""Shared fixtures: a sink that collects finished calls, and a clean recorder around each test."""
+"""Shared fixtures: each test that records calls builds its own pipeline, and the previous one comes back."""
 
 from __future__ import annotations
 
 import os
-import threading
+from typing import Any
 
 import pytest
 
-from spendmeter.call import Call
-from spendmeter.recorder import RECORDER
+from spendmeter import recorder
+from spendmeter.runtime import pipeline as pl
+from spendmeter.testing import CollectingSink
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-class CollectingSink:
-    def __init__(self) -> None:
-        self.calls: list[Call] = []
-        self._lock = threading.Lock()
+class TestPipeline:
+    """The pipeline a test runs with: `set(**fields)` installs the current one with those fields changed."""
 
-    def on_call(self, call: Call) -> None:
-        with self._lock:
-            self.calls.append(call)
+    __test__ = False
 
-    def one(self) -> Call:
-        assert len(self.calls) == 1, f"expected exactly one finished call, got {len(self.calls)}: {self.calls}"
-        return self.calls[0]
+    def set(self, **changes: Any) -> pl.Pipeline:
+        pl.install(pl.current().replace(**changes))
+        return pl.current()
 
-
-_WIRING = ("sinks", "span_sink", "pricer", "budgets", "usage_hosts", "capture_content", "on_internal_error")
+    @property
+    def current(self) -> pl.Pipeline:
+        return pl.current()
 
 
 @pytest.fixture
-def recorder_state():
-    """Save and restore the recorder's wiring so tests can set sinks/pricer/budgets freely."""
-    saved = {name: getattr(RECORDER, name) for name in _WIRING}
-    RECORDER.drain()
-    yield RECORDER
-    RECORDER.drain()
-    for name, value in saved.items():
-        setattr(RECORDER, name, value)
+def pipeline():
+    """A fresh, empty pipeline for this test; whatever was installed before is reinstalled afterwards."""
+    recorder.drain()
+    previous = pl.install(pl.Pipeline())
+    yield TestPipeline()
+    recorder.drain()
+    pl.install(previous)
 
 
 @pytest.fixture
-def collected(recorder_state) -> CollectingSink:
+def collected(pipeline) -> CollectingSink:
     sink = CollectingSink()
-    recorder_state.sinks = [sink]
-    recorder_state.span_sink = None
-    recorder_state.budgets = None
+    pipeline.set(sinks=(sink,))
     return sink

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from spendmeter.attribution import attribute
 from spendmeter.call import Attribution, Call, Cost, Unpriced, Usage
-from spendmeter.config import init, shutdown
-from spendmeter.errors import ConfigError
-from spendmeter.recorder import RECORDER as _RECORDER
-from spendmeter.sinks import Sink
+from spendmeter.errors import BudgetExceeded, ConfigError
+from spendmeter.runtime import pipeline as _pipeline
+from spendmeter.runtime.lifecycle import init, shutdown
+from spendmeter.runtime.pipeline import Sink
 
 __version__ = "0.1.0"
 
@@ -40,42 +40,35 @@ __all__ = [
 
 
 def instrument() -> dict[str, int]:
-    """Patch the installed openai / anthropic SDKs (idempotent); calls are priced and go to added sinks.
+    """Patch the installed SDKs (idempotent); calls are priced and go to the sinks added with `add_sink()`.
 
     `init()` does this too, with metrics, spans and budgets wired. Returns patched method counts per SDK.
     """
-    from spendmeter.config import _report_sdks
-    from spendmeter.providers import _targets
+    from spendmeter.instrumentation import patches
+    from spendmeter.runtime.lifecycle import report_sdks
 
-    if _RECORDER.pricer is None:
+    if _pipeline.current().pricer is None:
         from spendmeter.pricing import load_pricebook
 
-        _RECORDER.pricer = load_pricebook(None).price_call
-    patched = _targets.instrument()
-    _report_sdks(patched)
+        pricer = load_pricebook(None).price_call
+        _pipeline.update(lambda p: p if p.pricer is not None else p.replace(pricer=pricer))
+    patched = patches.instrument()
+    report_sdks(patched)
     return patched
 
 
 def uninstrument() -> None:
     """Restore every patched SDK method."""
-    from spendmeter.providers import _targets
+    from spendmeter.instrumentation import patches
 
-    _targets.uninstrument()
+    patches.uninstrument()
 
 
 def add_sink(sink: Sink) -> None:
-    """Receive every finished `Call` (after pricing): `sink.on_call(call)`."""
-    _RECORDER.sinks = [*_RECORDER.sinks, sink]
+    """Receive every finished `Call` (priced and labelled): `sink.on_call(call)`. Before or after `init()`,
+    the sink stays until `remove_sink()`, across re-inits."""
+    _pipeline.update(lambda p: p.replace(extra_sinks=(*p.extra_sinks, sink)))
 
 
 def remove_sink(sink: Sink) -> None:
-    _RECORDER.sinks = [s for s in _RECORDER.sinks if s is not sink]
-
-
-def __getattr__(name: str) -> object:
-    # BudgetExceeded lives with the budgets engine; imported on first use to keep `import spendmeter` light.
-    if name == "BudgetExceeded":
-        from spendmeter.budgets import BudgetExceeded
-
-        return BudgetExceeded
-    raise AttributeError(name)
+    _pipeline.update(lambda p: p.replace(extra_sinks=tuple(s for s in p.extra_sinks if s is not sink)))

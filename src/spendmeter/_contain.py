@@ -71,7 +71,7 @@ def failing() -> frozenset[str]:
         return frozenset(_failing)
 
 
-class contain:  # noqa: N801 - used like a function: `with contain("kind") as ok:`
+class contain:
     """Contain an `Exception` of our own: report it and carry on. A plain class, not @contextmanager:
     it runs once per phase of every call, so it must be cheap."""
 

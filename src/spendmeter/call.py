@@ -120,6 +120,10 @@ class Call:
     ended_at: datetime | None = None
     duration_s: float = 0.0
     capture: dict[str, Any] | None = None  # prompt/completion content, only when capture_content is on
+    # Written by the recorder from the pipeline's label policy: `identity` at start (hashed user, shortened
+    # values: what spans, the ledger and budgets show), `labels` at finish (bounded metric label values).
+    identity: Attribution | None = None
+    labels: Any = None  # telemetry.labels.Labels
     span: Any = field(default=None, repr=False)  # the OpenTelemetry span the spans sink opened at start
     # One latch per call, shared with a stream's finalizer: whoever acquires it finishes the call.
     once: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -128,6 +132,11 @@ class Call:
     def model(self) -> str:
         """The model the call is accounted to: what the provider said it served, else what was asked."""
         return self.response_model or self.request_model or UNKNOWN
+
+    @property
+    def who(self) -> Attribution:
+        """Who the call is for, as every output shows it (user hashed when configured), else as given."""
+        return self.identity if self.identity is not None else self.attribution
 
     @property
     def priced(self) -> bool:

@@ -15,11 +15,11 @@ class SpendmeterInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return ()
 
     def _instrument(self, **kwargs: Any) -> None:
-        from spendmeter.config import init
+        from spendmeter.runtime.lifecycle import init
 
         init(tracer_provider=kwargs.get("tracer_provider"), meter_provider=kwargs.get("meter_provider"))
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        from spendmeter.config import shutdown
+        from spendmeter.runtime.lifecycle import shutdown
 
         shutdown()

@@ -9,7 +9,7 @@ import servers
 from prometheus_client import CollectorRegistry
 
 import spendmeter
-from spendmeter.demo.provider_server import ProviderServer
+from spendmeter.testing import ProviderServer
 
 BUDGETS = """
 timezone: UTC

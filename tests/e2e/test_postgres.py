@@ -18,12 +18,10 @@ from prometheus_client import CollectorRegistry
 import spendmeter
 from spendmeter.budgets import BudgetEngine
 from spendmeter.budgets.config import parse_budgets
-from spendmeter.budgets.store import NANO_PER_USD, from_nano, open_store
-from spendmeter.budgets.store_postgres import PostgresStore
+from spendmeter.budgets.store import NANO_PER_USD, PostgresStore, from_nano, open_store
 from spendmeter.call import Attribution, Call, Cost
-from spendmeter.demo.provider_server import ProviderServer
 from spendmeter.errors import ConfigError
-from spendmeter.recorder import RECORDER
+from spendmeter.testing import ProviderServer
 
 PROCESSES, ADDS = 4, 300
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -69,7 +67,7 @@ def test_spend_store_threads_share_a_small_pool(postgres_dsn):
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(lambda i: store.add([((budget, "k", "p"), i)]), range(400)))
         assert store.get(budget, "k", "p") == sum(range(400))
-        assert store._open <= 3
+        assert store.pool.get_stats()["pool_size"] <= 3
     finally:
         store.close()
 
@@ -88,6 +86,82 @@ def test_open_store_picks_postgres_for_a_dsn_and_env_reference(postgres_dsn, mon
     unreachable = postgres_dsn.rsplit(":", 1)[0] + ":1/spendmeter"
     with pytest.raises(ConfigError, match="cannot connect"):
         open_store(unreachable)
+
+
+def test_postgres_stores_use_a_psycopg_pool(postgres_dsn):
+    import psycopg_pool
+
+    from spendmeter.sinks.ledger import LedgerSink
+
+    store = PostgresStore(postgres_dsn, max_connections=3)
+    sink = LedgerSink(postgres_dsn)
+    try:
+        assert isinstance(store.pool, psycopg_pool.ConnectionPool)
+        assert isinstance(sink.backend.db.pool, psycopg_pool.ConnectionPool)
+        assert store.pool.max_size == 3 and store.pool is not sink.backend.db.pool
+        assert store.get("nothing", "here", "yet") == 0
+    finally:
+        store.close()
+        sink.close()
+
+
+def test_a_forked_child_opens_its_own_pool_and_leaves_the_parents_alone(postgres_dsn):
+    import os
+
+    budget = f"fork-{uuid.uuid4().hex[:8]}"
+    store = PostgresStore(postgres_dsn, max_connections=2)
+    try:
+        store.add([((budget, "k", "p"), 1)])  # the parent's pool has a live connection now
+        parents = store.pool
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                store.add([((budget, "k", "p"), 10)])
+                code = 0 if store.pool is not parents and store.get(budget, "k", "p") == 11 else 2
+                store.close()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert store.pool is parents
+        store.add([((budget, "k", "p"), 100)])  # the parent's connections survived the child
+        assert store.get(budget, "k", "p") == 111
+    finally:
+        store.close()
+
+
+def test_a_password_never_shows_in_logs_or_reprs(postgres_dsn, caplog):
+    """Trust auth accepts any password: a DSN with one connects, and nothing we print may hold it."""
+    import logging
+
+    from spendmeter.sinks.ledger import LedgerSink
+
+    secret = "s3cretpw"
+    dsn = postgres_dsn.replace("postgres@", f"postgres:{secret}@", 1) + f"?password={secret}"
+    caplog.set_level(logging.DEBUG)  # every logger: ours, psycopg's, the pool's
+    store, sink = PostgresStore(dsn, max_connections=2), LedgerSink(dsn, service_name="secret-test")
+    try:
+        budget = f"secret-{uuid.uuid4().hex[:8]}"
+        store.add([((budget, "k", "p"), 1)])
+        sink.on_call(_priced_call("u", "0.001"))
+        assert sink.flush(10)
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:  # a server restart, as the pools see it
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")  # fmt: skip
+        assert store.get(budget, "k", "p") == 1  # retried on a fresh connection
+        sink.on_call(_priced_call("u", "0.001"))
+        assert sink.flush(10)
+        shown = [repr(store), repr(sink), repr(sink.backend), repr(sink.backend.db), repr(sink.target)]
+        assert all("postgres:***@" in s for s in shown), shown
+    finally:
+        store.close()
+        sink.close()
+    assert not any(secret in s for s in shown)
+    leaked = [r for r in caplog.records if secret in r.getMessage() or secret in str(r.exc_info) or secret in
+              str(r.args)]  # fmt: skip
+    assert not leaked, [r.getMessage() for r in leaked]
+    assert sink.written + sink.failed_rows == 2
 
 
 def _budget_config(name: str, store: str = "memory") -> object:
@@ -158,9 +232,9 @@ def test_ledger_records_real_sdk_calls_exactly(postgres_dsn):
     service = f"e2e-ledger-{uuid.uuid4().hex[:8]}"
     seen = _Collect()
     with ProviderServer() as provider:
+        spendmeter.add_sink(seen)  # before init(): it must survive it
         spendmeter.init(serve_metrics=False, registry=CollectorRegistry(), ledger=postgres_dsn,
                         usage_hosts=("127.0.0.1",), service_name=service)  # fmt: skip
-        RECORDER.sinks.append(seen)
         try:
             oai = openai.OpenAI(base_url=provider.openai_base_url, api_key="sk-test", max_retries=0)
             ant = anthropic.Anthropic(base_url=provider.anthropic_base_url, api_key="sk-ant-test", max_retries=0)
@@ -174,6 +248,7 @@ def test_ledger_records_real_sdk_calls_exactly(postgres_dsn):
                                     extra_headers=ANT_HEADERS)  # fmt: skip
         finally:
             spendmeter.shutdown()  # flushes the ledger
+            spendmeter.remove_sink(seen)
 
     with psycopg.connect(postgres_dsn) as conn:
         rows = conn.execute(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from spendmeter.demo.provider_server import ProviderServer
-from spendmeter.providers import _targets
+from spendmeter.instrumentation import patches
+from spendmeter.testing import ProviderServer
 
 
 @pytest.fixture(scope="session")
@@ -15,19 +15,19 @@ def provider_server():
 
 
 @pytest.fixture
-def instrumented(collected, recorder_state, provider_server):
+def instrumented(collected, pipeline, provider_server):
     """SDKs patched; calls collected; the local server counts as a host that accepts include_usage."""
     try:
         from spendmeter.pricing import load_pricebook
 
-        recorder_state.pricer = load_pricebook(None).price_call
+        pipeline.set(pricer=load_pricebook(None).price_call)
     except ImportError:  # TEMP until pricing lands
-        recorder_state.pricer = None
-    recorder_state.usage_hosts = ("127.0.0.1",)
-    _targets.instrument()
+        pipeline.set(pricer=None)
+    pipeline.set(usage_hosts=("127.0.0.1",))
+    patches.instrument()
     provider_server.clear()
     yield collected
-    _targets.uninstrument()
+    patches.uninstrument()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from decimal import Decimal
 import anthropic
 import pytest
 
-from spendmeter import attribute
+from spendmeter import attribute, recorder
 from spendmeter.call import Usage
 
 MSG = [{"role": "user", "content": "Summarize the attached contract."}]
@@ -190,12 +190,12 @@ def test_anthropic_stream_error_mid_stream(instrumented, ant):
     assert call.status == "error" and call.usage.input == 20  # billed input is kept
 
 
-def test_anthropic_stream_garbage_collected(instrumented, ant, recorder_state):
+def test_anthropic_stream_garbage_collected(instrumented, ant, pipeline):
     stream = ant.messages.create(model=MODEL, max_tokens=400, messages=MSG, stream=True, extra_headers=HEADERS)
     next(iter(stream))
     del stream
     gc.collect()
-    recorder_state.drain()
+    recorder.drain()
     assert instrumented.one().end_reason == "abandoned"
 
 

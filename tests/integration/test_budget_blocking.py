@@ -46,7 +46,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def budgeted(recorder_state, provider_server, tmp_path):
+def budgeted(pipeline, provider_server, tmp_path):
     path = tmp_path / "budgets.yaml"
     path.write_text(BUDGETS)
     clock = Clock()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from spendmeter.budgets import BudgetEngine, BudgetExceeded, parse_budgets
+from spendmeter.budgets.gauges import BudgetGauges
 from spendmeter.call import Attribution, Call, Cost
 
 WORKERS = 4
@@ -145,7 +146,7 @@ def gauge_worker(db: str, now: datetime, spend: str | None) -> None:
         clock=lambda: now,
         gauge_refresh_interval_s=0,
     )
-    engine.register_gauges(CollectorRegistry())
+    engine.register_gauges(BudgetGauges(CollectorRegistry()))
     if spend is not None:
         engine.on_call(make_call("alice", None, Decimal(spend)))
     engine.refresh_gauges()  # what serving a scrape does

@@ -27,9 +27,9 @@ from prometheus_client.parser import text_string_to_metric_families
 import spendmeter
 from spendmeter.budgets import load_budgets
 from spendmeter.cli import main as cli_main
+from spendmeter.demo.agents import HEAVY_USER, UNKNOWN_MODEL, MessageSource, Profile, conversation_requests
 from spendmeter.demo.cli import Demo, Options, demo_budgets_file
-from spendmeter.demo.provider_scenario import HEADER_SCENARIO, SCENARIO_ERROR_500
-from spendmeter.demo.workload import HEAVY_USER, UNKNOWN_MODEL, MessageSource, Profile, conversation_requests
+from spendmeter.testing import HEADER_SCENARIO, SCENARIO_ERROR_500
 
 SRC = Path(spendmeter.__file__).resolve().parents[1]
 SECTIONS = ("Spend by feature", "Top users", "Models", "Budgets", "Outcomes", "unpriced calls", "Where to look")

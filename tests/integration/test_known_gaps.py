@@ -7,28 +7,30 @@ import gc
 
 import pytest
 
+from spendmeter import recorder
+
 MSG = [{"role": "user", "content": "hi"}]
 
 
 @pytest.mark.xfail(strict=True, reason="a raw-response wrapper read before instrument() holds the bare method")
-def test_raw_response_wrapper_fetched_before_instrument_is_observed(collected, recorder_state, provider_server):
+def test_raw_response_wrapper_fetched_before_instrument_is_observed(collected, pipeline, provider_server):
     import openai
 
-    from spendmeter.providers import _targets
+    from spendmeter.instrumentation import patches
 
-    _targets.uninstrument()
+    patches.uninstrument()
     client = openai.OpenAI(base_url=provider_server.openai_base_url, api_key="sk")
     raw_create = client.chat.completions.with_raw_response.create  # bound now, before patching
-    _targets.instrument()
+    patches.instrument()
     try:
         raw_create(model="gpt-4o-mini", messages=MSG)
         assert len(collected.calls) == 1
     finally:
-        _targets.uninstrument()
+        patches.uninstrument()
 
 
 @pytest.mark.xfail(strict=True, reason="with_streaming_response read with iter_lines() has no usage")
-def test_streaming_response_read_with_iter_lines_has_usage(instrumented, oai, recorder_state):
+def test_streaming_response_read_with_iter_lines_has_usage(instrumented, oai, pipeline):
     with oai.chat.completions.with_streaming_response.create(
         model="gpt-4o-mini", messages=MSG, extra_headers={"x-fake-usage": "input=5,output=2"}
     ) as response:
@@ -36,5 +38,5 @@ def test_streaming_response_read_with_iter_lines_has_usage(instrumented, oai, re
     assert lines
     del response
     gc.collect()
-    recorder_state.drain()
+    recorder.drain()
     assert instrumented.one().usage.source == "reported"

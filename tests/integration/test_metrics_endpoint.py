@@ -38,7 +38,7 @@ def _scrape(url: str) -> dict[tuple[str, frozenset], float]:
 
 
 @pytest.fixture
-def runtime(recorder_state, provider_server):
+def runtime(pipeline, provider_server):
     rt = spendmeter.init(prometheus_port=_free_port(), registry=CollectorRegistry(), usage_hosts=("127.0.0.1",))
     yield rt
     spendmeter.shutdown()
@@ -114,12 +114,13 @@ def test_metric_names_and_labels_are_the_public_contract(runtime, oai):
         assert name in families  # declared, even before a first sample
 
 
-def test_100k_distinct_users_stay_bounded_with_exact_totals(recorder_state):
+def test_100k_distinct_users_stay_bounded_with_exact_totals(pipeline):
+    from spendmeter import recorder
     from spendmeter.call import Attribution, Call, Cost, Usage
-    from spendmeter.sinks.metrics import MetricsSink
+    from spendmeter.sinks.prometheus import PrometheusSink
 
     reg = CollectorRegistry()
-    sink = MetricsSink(registry=reg)
+    pipeline.set(sinks=(PrometheusSink(registry=reg),))
     cost = Decimal("0.0001")
     for i in range(100_000):
         call = Call(
@@ -130,7 +131,7 @@ def test_100k_distinct_users_stay_bounded_with_exact_totals(recorder_state):
         )
         call.usage = Usage(input=10, output=5, source="reported")
         call.cost = Cost(cost, Decimal(0), Decimal(0), Decimal(0), cost, "t", "gpt-4o-mini")
-        sink.on_call(call)
+        recorder.finish(call)  # labelled by the pipeline's policy (default caps), then fanned out
     series = sum(1 for m in reg.collect() for s in m.samples)
     assert series < 10_000, series
     total = sum(s.value for m in reg.collect() for s in m.samples if s.name == "llm_cost_usd_total")

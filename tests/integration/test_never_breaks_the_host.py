@@ -17,10 +17,10 @@ class ExplodingSink:
         raise RuntimeError("sink backend down")
 
 
-def test_a_failing_sink_is_contained_logged_once_and_counted(instrumented, oai, recorder_state, caplog):
+def test_a_failing_sink_is_contained_logged_once_and_counted(instrumented, oai, pipeline, caplog):
     seen: list[str] = []
-    recorder_state.sinks = [ExplodingSink(), *recorder_state.sinks]
-    recorder_state.on_internal_error = seen.append
+    pipeline.set(sinks=(ExplodingSink(), *pipeline.current.sinks))
+    pipeline.set(count_error=lambda kind, n=1: seen.append(kind))
     with caplog.at_level(logging.WARNING, logger="spendmeter"):
         first = oai.chat.completions.create(model="gpt-4o-mini", messages=MSG)
         oai.chat.completions.create(model="gpt-4o-mini", messages=MSG)
@@ -30,20 +30,20 @@ def test_a_failing_sink_is_contained_logged_once_and_counted(instrumented, oai, 
     assert sum("sink.ExplodingSink" in r.getMessage() for r in caplog.records) == 1
 
 
-def test_an_adapter_bug_returns_the_sdk_object_untouched(instrumented, oai, recorder_state, monkeypatch):
-    def broken(response, call):
+def test_an_adapter_bug_returns_the_sdk_object_untouched(instrumented, oai, pipeline, monkeypatch):
+    def broken(response):
         raise AttributeError("odd payload")
 
-    monkeypatch.setattr(openai_adapter.ChatAdapter, "finish_into", lambda self, r, c: broken(r, c))
+    monkeypatch.setattr(openai_adapter.ChatAdapter, "response", lambda self, r: broken(r))
     seen: list[str] = []
-    recorder_state.on_internal_error = seen.append
+    pipeline.set(count_error=lambda kind, n=1: seen.append(kind))
     result = oai.chat.completions.create(model="gpt-4o-mini", messages=MSG, extra_headers={"x-fake-usage": "input=5"})
     assert type(result) is openai.types.chat.ChatCompletion and result.usage.prompt_tokens == 5
     assert seen == ["hook.observe"]
     assert instrumented.one().usage.source == "missing"  # still one call, honest about what it knows
 
 
-def test_a_failing_recorder_start_makes_the_bare_call(instrumented, oai, recorder_state, monkeypatch):
+def test_a_failing_recorder_start_makes_the_bare_call(instrumented, oai, pipeline, monkeypatch):
     from spendmeter import attribution
 
     def broken():
@@ -55,7 +55,7 @@ def test_a_failing_recorder_start_makes_the_bare_call(instrumented, oai, recorde
     assert instrumented.calls == []
 
 
-def test_a_failing_stream_accumulator_leaves_the_stream_intact(instrumented, oai, recorder_state, monkeypatch):
+def test_a_failing_stream_accumulator_leaves_the_stream_intact(instrumented, oai, pipeline, monkeypatch):
     monkeypatch.setattr(openai_adapter.ChatStreamUsage, "observe", lambda self, chunk: 1 / 0)
     plain = list(oai.chat.completions.create(model="gpt-4o-mini", messages=MSG, stream=True,
                                              stream_options={"include_usage": True}))

@@ -8,7 +8,7 @@ from decimal import Decimal
 import openai
 import pytest
 
-from spendmeter import attribute
+from spendmeter import attribute, recorder
 from spendmeter.call import Usage
 
 MSG = [{"role": "user", "content": "Where is my order #1234?"}]
@@ -74,8 +74,8 @@ def test_openai_chat_stream_usage_chunk_kept_when_caller_asked(instrumented, oai
     assert instrumented.one().usage == EXPECTED
 
 
-def test_openai_chat_stream_without_usage_is_missing_not_invented(instrumented, oai, recorder_state):
-    recorder_state.usage_hosts = ()  # an endpoint not known to accept stream_options
+def test_openai_chat_stream_without_usage_is_missing_not_invented(instrumented, oai, pipeline):
+    pipeline.set(usage_hosts=())  # an endpoint not known to accept stream_options
     list(oai.chat.completions.create(model="gpt-4o-mini", messages=MSG, stream=True, extra_headers=USAGE))
     call = instrumented.one()
     assert call.usage.source == "missing" and call.cost is None
@@ -252,22 +252,22 @@ def test_openai_chat_stream_error_mid_stream(instrumented, oai):
     assert instrumented.one().status == "error"
 
 
-def test_openai_chat_stream_never_iterated_then_garbage_collected(instrumented, oai, recorder_state):
+def test_openai_chat_stream_never_iterated_then_garbage_collected(instrumented, oai, pipeline):
     stream = oai.chat.completions.create(model="gpt-4o-mini", messages=MSG, stream=True, extra_headers=USAGE)
     del stream
     gc.collect()
-    recorder_state.drain()
+    recorder.drain()
     assert instrumented.one().end_reason == "abandoned"
 
 
 def test_openai_uninstrument_restores_methods(instrumented, oai):
-    from spendmeter.providers import _targets
+    from spendmeter.instrumentation import patches
 
-    _targets.uninstrument()
+    patches.uninstrument()
     oai.chat.completions.create(model="gpt-4o-mini", messages=MSG)
     assert instrumented.calls == []
-    _targets.instrument()
-    _targets.instrument()  # idempotent: still one call per call
+    patches.instrument()
+    patches.instrument()  # idempotent: still one call per call
     oai.chat.completions.create(model="gpt-4o-mini", messages=MSG)
     assert len(instrumented.calls) == 1
 

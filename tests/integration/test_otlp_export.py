@@ -33,6 +33,7 @@ from tests.otlp_receiver import OtlpReceiver
 from spendmeter.call import Attribution, Call, Cost, Unpriced, Usage
 from spendmeter.sinks.otel_metrics import OtelMetricsSink
 from spendmeter.sinks.spans import SpanSink
+from spendmeter.testing.records import labelled
 
 
 @pytest.fixture
@@ -97,7 +98,7 @@ def test_spans_and_metrics_arrive_over_otlp_http(receiver):
     meter_provider = MeterProvider(metric_readers=[reader], resource=resource)
     spans, metrics = SpanSink(tracer_provider=tracer_provider), OtelMetricsSink(meter_provider=meter_provider)
     try:
-        for call in _three_calls():
+        for call in map(labelled, _three_calls()):
             spans.on_start(call)
             spans.on_call(call)
             metrics.on_call(call)

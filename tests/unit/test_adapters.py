@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from spendmeter.call import Attribution, Call, Usage
-from spendmeter.providers.anthropic import MessageStreamUsage, batch_result_into, message_usage
+from spendmeter.providers import openai
+from spendmeter.providers.anthropic import BATCH_RESULTS, MessageStreamUsage, message_usage
+from spendmeter.providers.base import RequestOptions
 from spendmeter.providers.openai import (
     ChatStreamUsage,
     ResponsesStreamUsage,
@@ -11,9 +13,13 @@ from spendmeter.providers.openai import (
     embeddings_usage,
     is_injected_usage_chunk,
     responses_usage,
-    wants_usage_injection,
     with_usage_requested,
 )
+from spendmeter.recorder import apply_facts
+
+
+def batch_result_into(item: dict, call: Call) -> None:
+    apply_facts(call, BATCH_RESULTS.item_response(item))
 
 
 def _call() -> Call:
@@ -106,7 +112,7 @@ def test_anthropic_stream_merges_start_and_cumulative_delta_latest_wins():
         }
     )
     call = _call()
-    acc.finish_into(call)
+    apply_facts(call, acc.facts())
     assert call.usage == Usage(input=20, cache_read=1163, output=250, source="reported")  # not 251
     assert call.response_model == "claude-3-5-sonnet-20240620"
     assert call.finish_reasons == ("end_turn",)
@@ -115,7 +121,7 @@ def test_anthropic_stream_merges_start_and_cumulative_delta_latest_wins():
 def test_anthropic_stream_without_any_usage_is_missing():
     acc = MessageStreamUsage()
     call = _call()
-    acc.finish_into(call)
+    apply_facts(call, acc.facts())
     assert call.usage.source == "missing"
 
 
@@ -138,7 +144,7 @@ def test_openai_chat_stream_usage_from_final_chunk():
     }
     acc.observe(final)
     call = _call()
-    acc.finish_into(call)
+    apply_facts(call, acc.facts())
     assert call.usage == Usage(input=12, output=3, source="reported")
     assert call.finish_reasons == ("stop",)
     assert call.service_tier == "default"
@@ -163,7 +169,7 @@ def test_openai_responses_stream_takes_usage_from_completed_event():
         }
     )
     call = _call()
-    acc.finish_into(call)
+    apply_facts(call, acc.facts())
     assert call.usage == Usage(input=18, output=79, source="reported")
     assert call.response_model == "gpt-4.1-nano-2025-04-14"
 
@@ -178,14 +184,19 @@ def test_usage_injection_only_for_known_hosts_and_never_overrides_the_caller():
     class Resource:
         _client = Client()
 
-    hosts = ("api.openai.com", ".openai.azure.com")
-    assert wants_usage_injection(Resource(), {"stream": True}, hosts)
-    assert not wants_usage_injection(Resource(), {"stream": False}, hosts)
-    assert not wants_usage_injection(Resource(), {"stream": True, "stream_options": {"include_usage": False}}, hosts)
+    options = RequestOptions(usage_hosts=("api.openai.com", ".openai.azure.com"))
+
+    def wants_usage_injection(resource: object, kwargs: dict) -> bool:
+        facts = openai.CHAT.request(resource, kwargs, options)
+        return facts.send_kwargs is not None and facts.send_kwargs["stream_options"] == {"include_usage": True}
+
+    assert wants_usage_injection(Resource(), {"stream": True})
+    assert not wants_usage_injection(Resource(), {"stream": False})
+    assert not wants_usage_injection(Resource(), {"stream": True, "stream_options": {"include_usage": False}})
     Url.host = "my-llm.internal"
-    assert not wants_usage_injection(Resource(), {"stream": True}, hosts)
+    assert not wants_usage_injection(Resource(), {"stream": True})
     Url.host = "eastus.openai.azure.com"
-    assert wants_usage_injection(Resource(), {"stream": True}, hosts)
+    assert wants_usage_injection(Resource(), {"stream": True})
     assert with_usage_requested({"stream": True, "stream_options": {"x": 1}})["stream_options"] == {
         "x": 1,
         "include_usage": True,
@@ -237,7 +248,7 @@ def test_anthropic_thinking_tokens_are_reasoning_inside_output():
         }
     )
     call = _call()
-    acc.finish_into(call)
+    apply_facts(call, acc.facts())
     assert (call.usage.output, call.usage.reasoning) == (500, 420)
 
 
@@ -246,5 +257,5 @@ def test_openai_responses_stream_error_event_marks_the_call_failed():
     acc.observe({"type": "response.created", "response": {"id": "r1", "model": "gpt-4.1-nano", "usage": None}})
     acc.observe({"type": "error", "code": "server_error", "message": "boom"})
     call = _call()
-    acc.finish_into(call)
+    apply_facts(call, acc.facts())
     assert (call.status, call.error_type, call.usage.source) == ("error", "server_error", "missing")

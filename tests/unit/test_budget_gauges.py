@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from spendmeter.budgets import BudgetEngine, parse_budgets
+from spendmeter.budgets.gauges import BudgetGauges
 from spendmeter.call import Attribution, Call, Cost
 
 NOON = datetime(2024, 5, 15, 12, 0, tzinfo=UTC)
@@ -56,7 +57,7 @@ def setup(max_keys: int = 1000, warn_at: list[float] | None = None) -> tuple[Bud
     clock = Clock(NOON)
     engine = BudgetEngine(config, clock=clock, gauge_refresh_interval_s=0)
     registry = CollectorRegistry()
-    engine.register_gauges(registry)
+    engine.register_gauges(BudgetGauges(registry))
     return engine, registry, clock
 
 
@@ -173,7 +174,7 @@ def test_a_second_engine_on_the_same_registry_takes_over_the_gauges() -> None:
         parse_budgets({"budgets": [{"name": "only", "scope": "global", "period": "day", "limit_usd": 1}]}),
         clock=Clock(NOON),
     )
-    other.register_gauges(reg)  # what a second init() does; must not raise "Duplicated timeseries"
+    other.register_gauges(engine.gauges)  # what a second init() does; must not raise "Duplicated timeseries"
     assert user_keys(reg) == set()
     assert value(reg, "llm_budget_warn_ratio", budget="global-monthly", level="0.5") is None
     assert value(reg, "llm_budget_limit_usd", budget="only", scope="global", key="all", period="day") == 1

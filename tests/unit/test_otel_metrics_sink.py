@@ -8,9 +8,12 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from spendmeter import semconv as sc
 from spendmeter.call import Attribution, Call, Cost, Unpriced, Usage
-from spendmeter.sinks.otel_metrics import REQUEST_DURATION_BUCKETS, TOKEN_TYPES, OtelMetricsSink
+from spendmeter.sinks.otel_metrics import OtelMetricsSink
+from spendmeter.telemetry import contract
+from spendmeter.telemetry import semconv as sc
+from spendmeter.telemetry.labels import LabelPolicy
+from spendmeter.testing.records import labelled
 
 WHO = {
     "provider": "anthropic",
@@ -50,7 +53,7 @@ def _call(**overrides: object) -> Call:
         duration_s=1.5,
     )
     fields.update(overrides)
-    return Call(**fields)  # type: ignore[arg-type]
+    return labelled(Call(**fields))  # type: ignore[arg-type]
 
 
 def _points(reader: InMemoryMetricReader) -> dict[str, list]:
@@ -87,7 +90,7 @@ def test_counters_mirror_the_prometheus_contract(sink, reader):
     duration = _one(m["llm_request_duration_seconds"])
     assert duration.count == 2 and duration.sum == pytest.approx(3.0)
     assert "user" not in duration.attributes  # no per-user histogram series
-    assert tuple(duration.explicit_bounds) == REQUEST_DURATION_BUCKETS
+    assert tuple(duration.explicit_bounds) == contract.DURATION_BUCKETS
     assert "llm_unpriced_requests" not in m
 
 
@@ -162,11 +165,16 @@ def test_blocked_call_counts_request_only(sink, reader):
     assert set(m) == {"llm_requests"}
 
 
-def test_sink_never_raises(sink, reader, caplog):
+def test_a_sink_failure_is_contained_by_the_recorder_logged_and_counted(sink, reader, pipeline, caplog):
+    from spendmeter import recorder
+
+    errors: list[str] = []
+    pipeline.set(sinks=(sink,), count_error=lambda kind, n=1: errors.append(kind))
     call = _call()
     call.usage = None  # type: ignore[assignment]
-    sink.on_call(call)
-    assert "spendmeter internal error" in caplog.text
+    recorder.finish(call)
+    assert "sink.otel_metrics" in errors
+    assert "spendmeter internal error (sink.otel_metrics)" in caplog.text
 
 
 def test_global_provider_is_not_replaced():
@@ -177,43 +185,28 @@ def test_global_provider_is_not_replaced():
     assert metrics.get_meter_provider() is before
 
 
-def test_mirror_matches_the_prometheus_sink_declarations():
-    from spendmeter.sinks import metrics as prom  # the drift detector must not skip
-
-    assert REQUEST_DURATION_BUCKETS == prom.DURATION_BUCKETS
-    assert TOKEN_TYPES == prom.TOKEN_TYPES
-    names = {sc.LLM_COST_USD, sc.LLM_TOKENS, sc.LLM_REASONING_TOKENS, sc.LLM_REQUESTS}
-    names |= {sc.LLM_REQUEST_DURATION_SECONDS, sc.LLM_UNPRICED_REQUESTS}
-    assert names == {
-        d[0] for d in (prom.COST, prom.TOKENS, prom.REASONING, prom.REQUESTS, prom.DURATION, prom.UNPRICED)
-    }
-
-
-class _CapAndHash:
-    """A stand-in label policy: users hashed, at most one feature, the rest folded into `other`."""
-
-    def __init__(self) -> None:
-        self.features: set[str] = set()
-
-    def value(self, label: str, raw: str | None) -> tuple[str, bool]:
-        if raw is None:
-            return "unknown", False
-        if label == "user":
-            return f"h:{len(raw)}", False
-        if label == "feature":
-            if not self.features or raw in self.features:
-                self.features.add(raw)
-                return raw, False
-            return "other", True
-        return raw, False
+def test_instruments_are_the_contract_rows(sink, reader):
+    sink.on_call(_call())
+    sink.on_call(_call(status="blocked", usage=Usage(source="missing"), cost=None))
+    sink.on_call(_call(cost=Unpriced("no price")))
+    names = set(_points(reader))
+    call_metrics = {m.name for m in contract.CALL_METRICS}
+    assert call_metrics <= names
+    assert names - call_metrics == {sc.GEN_AI_CLIENT_TOKEN_USAGE, sc.GEN_AI_CLIENT_OPERATION_DURATION}
+    duration = _points(reader)[contract.DURATION.name][0]
+    assert tuple(duration.explicit_bounds) == contract.DURATION_BUCKETS
 
 
 def test_label_policy_is_applied(reader):
-    sink = OtelMetricsSink(meter_provider=MeterProvider(metric_readers=[reader]), label_policy=_CapAndHash())
-    sink.on_call(_call())
-    sink.on_call(_call(attribution=Attribution(user="bob", feature="billing", agent="router")))
+    sink = OtelMetricsSink(meter_provider=MeterProvider(metric_readers=[reader]))
+    policy = LabelPolicy({"feature": 1}, hash_key=b"k")
+    sink.on_call(labelled(_call(), policy))
+    sink.on_call(labelled(_call(attribution=Attribution(user="bob", feature="billing", agent="router")), policy))
     m = _points(reader)
+    hashed = {policy.hash_user("alice"), policy.hash_user("bob")}
     costs = {(p.attributes["user"], p.attributes["feature"]) for p in m["llm_cost_usd"]}
-    assert costs == {("h:5", "support"), ("h:3", "other")}
+    assert costs == {(policy.hash_user("alice"), "support"), (policy.hash_user("bob"), "other")}
+    assert not {"alice", "bob"} & {p.attributes["user"] for p in m["llm_cost_usd"]}
+    assert hashed == {p.attributes["user"] for p in m["llm_requests"]}
     features = {p.attributes["spendmeter.feature"] for p in m["gen_ai.client.operation.duration"]}
     assert features == {"support", "other"}

@@ -15,8 +15,8 @@ import httpx2
 import openai
 import pytest
 
-from spendmeter.demo import provider_scenario as scn
-from spendmeter.demo.provider_server import ProviderServer
+from spendmeter.testing import ProviderServer
+from spendmeter.testing import scenarios as scn
 
 MESSAGES = [{"role": "user", "content": "How much did the support agent spend today?"}]
 USAGE = {scn.HEADER_USAGE: "input=176,cached=1024,output=100,reasoning=40"}
@@ -544,7 +544,7 @@ def test_stop_frees_the_port_and_recording_is_thread_safe():
 
 
 def test_main_prints_base_urls_and_stops(capsys):
-    from spendmeter.demo.provider_server import main
+    from spendmeter.testing.server import main
 
     assert main(["--port", "0"], serve=lambda: None) == 0
     out = capsys.readouterr().out

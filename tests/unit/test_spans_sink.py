@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from opentelemetry import trace
@@ -13,9 +14,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from spendmeter import semconv as sc
 from spendmeter.call import Attribution, Call, Cost, Unpriced, Usage
 from spendmeter.sinks.spans import SpanSink
+from spendmeter.telemetry import semconv as sc
 
 STARTED = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -270,15 +271,24 @@ def test_activate_restores_context_when_the_sdk_raises(provider):
     sink.on_call(call)
 
 
-def test_sink_never_raises_on_a_broken_record(provider, exporter, caplog):
-    call = _call()
-    call.attribution = None  # type: ignore[assignment]  # a bug upstream must not reach the caller
+def test_a_failing_span_write_is_contained_counted_and_the_span_still_ends(provider, exporter, pipeline,
+                                                                           monkeypatch, caplog):
+    from spendmeter import recorder
+    from spendmeter.providers.base import RequestFacts, ResponseFacts
+    from spendmeter.sinks import spans as spans_module
+
+    def broken(call: Call) -> Any:
+        raise TypeError("a bug in our attribute code")
+
+    errors: list[str] = []
     sink = SpanSink(tracer_provider=provider)
-    sink.on_start(call)
-    sink.on_call(call)
-    with sink.activate(call):
-        pass
-    assert "spendmeter internal error" in caplog.text
+    pipeline.set(sinks=(sink,), spans=sink, count_error=lambda kind, n=1: errors.append(kind))
+    monkeypatch.setattr(spans_module, "_usage_attributes", broken)
+    call = recorder.start(RequestFacts(provider="openai", operation="chat", model="gpt-4o-mini"))
+    recorder.finish(call, ResponseFacts(usage=Usage(input=3, output=1, source="reported")))
+    assert errors == ["sink.spans"]
+    assert "spendmeter internal error (sink.spans)" in caplog.text
+    assert len(exporter.get_finished_spans()) == 1  # ended, not leaked
 
 
 def test_naive_timestamps_are_taken_as_utc(provider, exporter):

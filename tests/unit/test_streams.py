@@ -8,10 +8,11 @@ import threading
 
 import pytest
 
+from spendmeter import recorder
 from spendmeter.call import Attribution, Call
+from spendmeter.instrumentation.streams import AsyncObservedStream, ObservedStream, StreamState
 from spendmeter.providers.anthropic import MessageStreamUsage
 from spendmeter.providers.openai import ChatStreamUsage, is_injected_usage_chunk
-from spendmeter.providers.streams import AsyncObservedStream, ObservedStream, StreamState
 
 CHUNKS = [
     {"id": "c", "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": {"content": "Hel"}}]},
@@ -60,16 +61,16 @@ class FakeAsyncStream(FakeStream):
         self.closed = True
 
 
-def _stream(recorder, items=CHUNKS, hide=None, fail_after=None, cls=ObservedStream, fake=FakeStream):
+def _stream(_pipeline, items=CHUNKS, hide=None, fail_after=None, cls=ObservedStream, fake=FakeStream):
     call = Call(
         provider="openai", operation="chat", request_model="gpt-4o-mini", attribution=Attribution(user="u"), stream=True
     )
-    state = StreamState(recorder, call, ChatStreamUsage())
+    state = StreamState(call, ChatStreamUsage())
     return cls(fake(items, fail_after), state, hide), call
 
 
-def test_full_stream_yields_every_chunk_and_finishes_once(collected, recorder_state):
-    stream, call = _stream(recorder_state)
+def test_full_stream_yields_every_chunk_and_finishes_once(collected, pipeline):
+    stream, call = _stream(pipeline)
     assert list(stream) == CHUNKS
     assert collected.one() is call
     assert call.status == "ok" and call.end_reason == "completed"
@@ -78,14 +79,14 @@ def test_full_stream_yields_every_chunk_and_finishes_once(collected, recorder_st
     assert len(collected.calls) == 1
 
 
-def test_injected_usage_chunk_is_hidden_but_counted(collected, recorder_state):
-    stream, _call = _stream(recorder_state, hide=is_injected_usage_chunk)
+def test_injected_usage_chunk_is_hidden_but_counted(collected, pipeline):
+    stream, _call = _stream(pipeline, hide=is_injected_usage_chunk)
     assert list(stream) == CHUNKS[:3]
     assert collected.one().usage.output == 2
 
 
-def test_break_after_two_chunks_then_close(collected, recorder_state):
-    stream, call = _stream(recorder_state)
+def test_break_after_two_chunks_then_close(collected, pipeline):
+    stream, call = _stream(pipeline)
     got = []
     for chunk in stream:
         got.append(chunk)
@@ -98,40 +99,40 @@ def test_break_after_two_chunks_then_close(collected, recorder_state):
     assert call.usage.source == "missing"
 
 
-def test_exception_mid_stream_is_reraised_and_recorded(collected, recorder_state):
-    stream, call = _stream(recorder_state, fail_after=2)
+def test_exception_mid_stream_is_reraised_and_recorded(collected, pipeline):
+    stream, call = _stream(pipeline, fail_after=2)
     with pytest.raises(ConnectionError):
         list(stream)
     assert collected.one().status == "error"
     assert call.error_type == "ConnectionError"
 
 
-def test_never_iterated_stream_closed_by_context_manager(collected, recorder_state):
-    stream, _call = _stream(recorder_state)
+def test_never_iterated_stream_closed_by_context_manager(collected, pipeline):
+    stream, _call = _stream(pipeline)
     with stream as s:
         assert s is stream
     assert collected.one().end_reason == "closed_early"
 
 
-def test_abandoned_stream_is_finished_by_gc_on_next_drain(collected, recorder_state):
-    stream, _call = _stream(recorder_state)
+def test_abandoned_stream_is_finished_by_gc_on_next_drain(collected, pipeline):
+    stream, _call = _stream(pipeline)
     next(iter(stream))
     del stream
     gc.collect()
     assert collected.calls == []  # the finalizer only queues
-    recorder_state.drain()
+    recorder.drain()
     assert collected.one().end_reason == "abandoned"
 
 
-def test_proxy_keeps_sdk_attributes_and_type(recorder_state):
-    stream, _ = _stream(recorder_state)
+def test_proxy_keeps_sdk_attributes_and_type(pipeline):
+    stream, _ = _stream(pipeline)
     assert isinstance(stream, FakeStream)
     assert stream.response == "http-response"
 
 
-def test_32_threads_racing_to_finish_one_call(collected, recorder_state):
+def test_32_threads_racing_to_finish_one_call(collected, pipeline):
     call = Call(provider="anthropic", operation="chat", request_model="m", attribution=Attribution())
-    state = StreamState(recorder_state, call, MessageStreamUsage())
+    state = StreamState(call, MessageStreamUsage())
     barrier = threading.Barrier(32)
 
     def finish():
@@ -146,32 +147,32 @@ def test_32_threads_racing_to_finish_one_call(collected, recorder_state):
     assert len(collected.calls) == 1
 
 
-def test_broken_accumulator_switches_off_and_the_stream_goes_on(collected, recorder_state):
+def test_broken_accumulator_switches_off_and_the_stream_goes_on(collected, pipeline):
     class Exploding(ChatStreamUsage):
         def observe(self, chunk):
             raise KeyError("odd payload")
 
     call = Call(provider="openai", operation="chat", request_model="m", attribution=Attribution(), stream=True)
     errors = []
-    recorder_state.on_internal_error = errors.append
-    stream = ObservedStream(FakeStream(CHUNKS), StreamState(recorder_state, call, Exploding()))
+    pipeline.set(count_error=lambda kind, n=1: errors.append(kind))
+    stream = ObservedStream(FakeStream(CHUNKS), StreamState(call, Exploding()))
     assert list(stream) == CHUNKS
     assert collected.one().usage.source == "missing"
     assert errors == ["stream.observe"]
 
 
-async def test_async_stream_full_and_error(collected, recorder_state):
-    stream, _call = _stream(recorder_state, cls=AsyncObservedStream, fake=FakeAsyncStream)
+async def test_async_stream_full_and_error(collected, pipeline):
+    stream, _call = _stream(pipeline, cls=AsyncObservedStream, fake=FakeAsyncStream)
     assert [c async for c in stream] == CHUNKS
-    stream2, _call2 = _stream(recorder_state, cls=AsyncObservedStream, fake=FakeAsyncStream, fail_after=1)
+    stream2, _call2 = _stream(pipeline, cls=AsyncObservedStream, fake=FakeAsyncStream, fail_after=1)
     with pytest.raises(ConnectionError):
         async for _ in stream2:
             pass
     assert [c.status for c in collected.calls] == ["ok", "error"]
 
 
-async def test_async_stream_closed_early(collected, recorder_state):
-    stream, _call = _stream(recorder_state, cls=AsyncObservedStream, fake=FakeAsyncStream)
+async def test_async_stream_closed_early(collected, pipeline):
+    stream, _call = _stream(pipeline, cls=AsyncObservedStream, fake=FakeAsyncStream)
     await stream.__anext__()
     await stream.close()
     await asyncio.sleep(0)

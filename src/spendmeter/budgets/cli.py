@@ -9,6 +9,7 @@ from typing import Any
 
 from spendmeter.budgets.config import Budget, BudgetConfig, load_budgets
 from spendmeter.errors import ConfigError
+from spendmeter.storage.dsn import ENV_PREFIX, PG_SCHEMES, redact_dsn
 
 
 def register(subparsers: Any) -> None:
@@ -31,9 +32,20 @@ def check_command(args: argparse.Namespace) -> int:
 
 
 def summary(config: BudgetConfig) -> list[str]:
-    store = "memory (this process only)" if config.store_path is None else f"sqlite {config.store_path}"
-    head = f"{config.file}: {len(config.budgets)} budget(s), timezone {config.timezone}, store {store}"
+    head = f"{config.file}: {len(config.budgets)} budget(s), timezone {config.timezone}, store {_store(config)}"
     return [head, *(describe(b) for b in config.budgets)]
+
+
+def _store(config: BudgetConfig) -> str:
+    """What the store is, never with a password (checking a file opens no store and reads no env:NAME)."""
+    where = config.store_path
+    if where is None:
+        return "memory (this process only)"
+    if where.startswith(ENV_PREFIX):
+        return f"from the environment variable {where[len(ENV_PREFIX):].strip()} (read when the store opens)"
+    if where.startswith(PG_SCHEMES):
+        return f"postgresql {redact_dsn(where)}"
+    return f"sqlite {where}"
 
 
 def describe(budget: Budget) -> str:

@@ -20,6 +20,7 @@ import yaml
 
 from spendmeter.budgets.periods import PERIODS, Period
 from spendmeter.errors import ConfigError
+from spendmeter.storage.dsn import ENV_PREFIX, parse_target
 
 Scope = Literal["global", "user", "feature", "agent", "model"]
 Action = Literal["alert", "block"]
@@ -31,6 +32,7 @@ DEFAULT_GAUGE_MAX_KEYS = 1000
 
 _TOP_KEYS = ("timezone", "store", "gauge_max_keys", "budgets")
 _BUDGET_KEYS = ("name", "scope", "match", "period", "limit_usd", "warn_at", "action", "estimate")
+_STORE_FORMS = "memory, sqlite:///path/to/spend.db or postgresql://user@host:5432/db (or env:NAME)"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 
 
@@ -55,8 +57,9 @@ class Budget:
 class BudgetConfig:
     budgets: tuple[Budget, ...]
     timezone: str = "UTC"
-    store: str = "memory"  # as written in the file
-    store_path: str | None = None  # SQLite file, resolved (None for the memory store)
+    # repr=False: either may hold a DSN with its password; show `spendmeter.storage.redact_dsn(store)`.
+    store: str = field(default="memory", repr=False)  # as written in the file
+    store_path: str | None = field(default=None, repr=False)  # SQLite file resolved, DSN, env:NAME; None: memory
     gauge_max_keys: int = DEFAULT_GAUGE_MAX_KEYS
     file: str | None = None
 
@@ -100,7 +103,7 @@ def parse_budgets(data: Any, *, file: str | None = None, base_dir: Path | None =
         raise fail("timezone", f"unknown IANA timezone {tz_name!r} (e.g. UTC, Europe/Berlin)") from exc
 
     store = data.get("store", "memory")
-    store_path = _store_path(store, base_dir, fail)
+    store_path = _store_path(store, base_dir, file)
 
     max_keys = data.get("gauge_max_keys", DEFAULT_GAUGE_MAX_KEYS)
     if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1:
@@ -200,22 +203,16 @@ def _match(value: Any, key: str, fail: Any) -> dict[str, frozenset[str]]:
     return out
 
 
-def _store_path(store: Any, base_dir: Path | None, fail: Any) -> str | None:
+def _store_path(store: Any, base_dir: Path | None, file: str | None) -> str | None:
+    """None for memory; the SQLite file (resolved against the budgets file's directory, so the result does
+    not depend on the cwd); the PostgreSQL DSN; or `env:NAME` as written, read when the store opens (so
+    `spendmeter budgets check` works where the secret is not set)."""
     if store == "memory":
         return None
-    if isinstance(store, str) and store.startswith("sqlite:///"):
-        rest = store[len("sqlite:///") :]
-        if not rest or rest.endswith("/"):
-            raise fail("store", f"expected sqlite:///relative/file.db or sqlite:////absolute/file.db, got {store!r}")
-        # SQLAlchemy's convention: three slashes + relative path, four for an absolute one. A relative
-        # path is taken from the budgets file's directory, so the result does not depend on the cwd.
-        path = Path(rest)
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
-        return str(path.resolve())
-    if isinstance(store, str) and store.startswith(("postgresql://", "postgres://", "env:")):
-        return store  # a DSN (or env:VAR naming one): open_store() picks the PostgreSQL store
-    raise fail("store", f"expected memory, sqlite:///path/to/spend.db or postgresql://..., got {store!r}")
+    if isinstance(store, str) and store.strip().startswith(ENV_PREFIX):
+        return store.strip()
+    target = parse_target(store, key="store", file=file, base_dir=base_dir, allow_path=False, expected=_STORE_FORMS)
+    return target.path if target.kind == "sqlite" else target.dsn
 
 
 def _no_unknown_keys(data: Mapping[Any, Any], allowed: tuple[str, ...], prefix: str, fail: Any) -> None:

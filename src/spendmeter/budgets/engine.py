@@ -9,6 +9,8 @@ Which budgets a call counts against
   `unknown`). The requested name is used, not the dated snapshot the provider answers with, so the check
   before the call and the spend after it land on the same key.
 - `match` narrows any scope to calls whose labels equal one of the listed values.
+- Keys are the values every output shows (`call.who`): with `SPENDMETER_HASH_USERS` a user budget's key is
+  the hashed id, so neither the store, the gauges nor `/api/budgets` ever hold the raw one.
 
 Time: both `check` and `on_call` use the engine's clock (UTC now unless injected), so spend lands in the
 period in which the cost became known. The check-then-spend pair is not atomic: N calls in flight at
@@ -31,6 +33,8 @@ from spendmeter.budgets.config import Budget, BudgetConfig
 from spendmeter.budgets.periods import PeriodWindow, window
 from spendmeter.budgets.store import SpendStore, from_nano, open_store, to_nano
 from spendmeter.call import UNKNOWN, Call
+from spendmeter.errors import BudgetExceeded
+from spendmeter.errors import plain_usd as _plain
 
 log = logging.getLogger("spendmeter")
 
@@ -38,48 +42,6 @@ GLOBAL_KEY = "all"
 Clock = Callable[[], datetime]
 CostEstimator = Callable[[Call], Decimal | None]
 _ONE_SECOND = timedelta(seconds=1)
-
-
-class BudgetExceeded(Exception):
-    """Raised before the request is sent: a blocking budget has no room for this call."""
-
-    def __init__(
-        self,
-        budget: str,
-        scope: str,
-        key: str,
-        spent: Decimal,
-        limit: Decimal,
-        period_end: datetime,
-        *,
-        estimated: Decimal | None = None,
-    ) -> None:
-        self.budget = budget
-        self.scope = scope
-        self.key = key
-        self.spent = spent
-        self.limit = limit
-        self.period_end = period_end
-        self.estimated = estimated  # the pre-call estimate that tipped it, when `estimate: true` blocked
-        who = "" if scope == "global" else f" for {scope} {key!r}"
-        if estimated is None:
-            why = f"spent ${_usd(spent)} of ${_usd(limit)}"
-        else:
-            why = f"spent ${_usd(spent)} of ${_usd(limit)}, and this call may cost up to ${_usd(estimated)}"
-        super().__init__(
-            f"budget {budget!r}{who} exhausted: {why}; resets at {period_end.isoformat(timespec='seconds')}"
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:  # keyword-only `estimated` needs help to pickle across processes
-        return (
-            _rebuild_exceeded,
-            (self.budget, self.scope, self.key, self.spent, self.limit, self.period_end, self.estimated),
-        )
-
-
-def _rebuild_exceeded(*args: Any) -> BudgetExceeded:
-    *head, estimated = args
-    return BudgetExceeded(*head, estimated=estimated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,30 +79,24 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _plain(amount: Decimal) -> str:
-    """Exact and without exponent or trailing zeros: 1.500000000 -> '1.5', 100 -> '100'."""
-    return format(amount.normalize(), "f")
-
-
-def _usd(amount: Decimal) -> str:
-    cents = amount.quantize(Decimal("0.01"))
-    return f"{cents:f}" if cents == amount else _plain(amount)  # never round 1.999 up to "2.00"
-
-
 def _model_of(call: Call) -> str:
     return call.request_model or call.deployment or call.response_model or UNKNOWN
 
 
-def _label(call: Call, name: str) -> str | None:
+def _label(call: Call, name: str, who: Any) -> str | None:
     if name == "model":
         return _model_of(call)
     if name == "provider":
         return call.provider
-    return getattr(call.attribution, name)
+    return getattr(who, name)
 
 
 class BudgetEngine:
-    """Holds the config, the spend store and (once registered) the gauges. Thread-safe."""
+    """Holds the config, the spend store and (once registered) the gauges. Thread-safe.
+
+    The pipeline's budget guard (`check`) and one of its sinks (`on_call`, the spend)."""
+
+    kind = "budgets"
 
     def __init__(
         self,
@@ -173,13 +129,17 @@ class BudgetEngine:
     # -- which budgets, which key -------------------------------------------------------------------
     @staticmethod
     def scope_key(budget: Budget, call: Call) -> str | None:
-        """The key this call is counted under for `budget`, or None if the budget does not apply."""
+        """The key this call is counted under for `budget`, or None if the budget does not apply.
+
+        `match` compares the values as the application gave them (what the budgets file names); the key is
+        the value as every output shows it (`call.who`: the user hashed when configured, long values
+        shortened), so gauges, `/api/budgets` and the spend store never hold a raw user id."""
         for name, accepted in budget.match.items():
-            if _label(call, name) not in accepted:
+            if _label(call, name, call.attribution) not in accepted:
                 return None
         if budget.scope == "global":
             return GLOBAL_KEY
-        return _label(call, budget.scope)
+        return _label(call, budget.scope, call.who)
 
     def window(self, budget: Budget, now: datetime | None = None) -> PeriodWindow:
         return window(budget.period, now or self.clock(), self._tz)
@@ -271,11 +231,15 @@ class BudgetEngine:
         return out
 
     # -- gauges -------------------------------------------------------------------------------------
-    def register_gauges(self, registry: Any) -> None:
-        from spendmeter.budgets.gauges import gauges_for  # prometheus_client only when gauges are wanted
-
-        self._gauges = gauges_for(registry)
+    def register_gauges(self, gauges: Any) -> None:
+        """Take over a registry's `BudgetGauges` (new, or the previous engine's after a re-init) and fill them."""
+        gauges.reset()
+        self._gauges = gauges
         self.refresh_gauges()
+
+    @property
+    def gauges(self) -> Any:
+        return self._gauges
 
     def refresh_gauges(self) -> None:
         """Set every gauge from the store (after spend and at scrape time). No-op until registered."""

@@ -19,8 +19,6 @@ series, its spent and utilization are set to 0 instead, which never fires an ale
 from __future__ import annotations
 
 import os
-import threading
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,28 +27,12 @@ from prometheus_client import CollectorRegistry, Gauge
 from spendmeter.budgets.config import Budget
 from spendmeter.budgets.periods import PeriodWindow
 from spendmeter.budgets.store import NANO_PER_USD
+from spendmeter.telemetry import contract as c
 
 MODE = "livemostrecent"
-KEY_LABELS = ("budget", "scope", "key", "period")
 
 # (budget, its current window, limit in nano-USD, [(key, spent nano-USD)], keys at or over the limit)
 Snapshot = Sequence[tuple[Budget, PeriodWindow, int, Sequence[tuple[str, int]], int]]
-
-
-_BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, BudgetGauges] = weakref.WeakKeyDictionary()
-_BY_REGISTRY_LOCK = threading.Lock()
-
-
-def gauges_for(registry: CollectorRegistry) -> BudgetGauges:
-    """The budget gauges of `registry`, created once: a second init() (a new engine) reuses and resets them,
-    where registering the same names again would fail with "Duplicated timeseries"."""
-    with _BY_REGISTRY_LOCK:
-        gauges = _BY_REGISTRY.get(registry)
-        if gauges is None:
-            gauges = _BY_REGISTRY[registry] = BudgetGauges(registry)
-        else:
-            gauges.reset()
-        return gauges
 
 
 def _multiprocess() -> bool:
@@ -58,30 +40,21 @@ def _multiprocess() -> bool:
 
 
 class BudgetGauges:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        def gauge(name: str, doc: str, labels: Sequence[str]) -> Gauge:
-            return Gauge(name, doc, labels, registry=registry, multiprocess_mode=MODE)
+    """The budget gauges of one registry. Create them once per registry: a later `init()` hands the same
+    object to its new engine (which calls `reset()`), where registering the names again would fail."""
 
-        self.limit = gauge("llm_budget_limit_usd", "Declared budget limit in USD.", KEY_LABELS)
-        self.spent = gauge("llm_budget_spent_usd", "Spend in the current budget period in USD.", KEY_LABELS)
-        self.utilization = gauge(
-            "llm_budget_utilization_ratio", "Spend divided by the limit in the current period.", KEY_LABELS
-        )
-        self.warn = gauge(
-            "llm_budget_warn_ratio",
-            "Declared warn levels as ratios of the limit (label level = the ratio, e.g. 0.8).",
-            ("budget", "level"),
-        )
-        self.period_end = gauge(
-            "llm_budget_period_end_timestamp_seconds",
-            "When the current budget period ends (Unix time).",
-            ("budget", "period"),
-        )
-        self.over_limit = gauge(
-            "llm_budget_users_over_limit",
-            "Keys (users, features, ...) at or over the limit this period.",
-            ("budget",),
-        )
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+        def gauge(metric: c.Metric) -> Gauge:
+            return Gauge(metric.name, metric.help, metric.labels, registry=registry, multiprocess_mode=MODE)
+
+        self.limit = gauge(c.BUDGET_LIMIT)
+        self.spent = gauge(c.BUDGET_SPENT)
+        self.utilization = gauge(c.BUDGET_UTILIZATION)
+        self.warn = gauge(c.BUDGET_WARN)
+        self.period_end = gauge(c.BUDGET_PERIOD_END)
+        self.over_limit = gauge(c.BUDGET_OVER_LIMIT)
         self._multiprocess = _multiprocess()
         self._exported: set[tuple[str, ...]] = set()  # per-key label tuples currently shown
 

@@ -2,26 +2,32 @@
 
 Amounts are integers (1 USD = 10**9 nano-USD) so that sums over millions of calls are exact: a call priced
 at $0.0000015 (one token at $1.50 per million) keeps its value, where micro-dollars would round it away.
-An int64 column holds up to ~$9.2 billion per row.
+A 64-bit column holds up to ~$9.2 billion per row.
 
-The interface is five methods so another backend (PostgreSQL: the same SQL, `%s` placeholders) is small:
-`add`, `get`, `top`, `count_at_least`, `prune`.
+Three stores, one small interface (`add`, `get`, `top`, `count_at_least`, `prune`, `close`):
+- `MemoryStore`: one process.
+- `SQLiteStore`: one file shared by the processes of one host (`spendmeter.storage.sqlite`).
+- `PostgresStore`: one database shared by every worker on every host, through a `psycopg_pool`
+  connection pool (`spendmeter.storage.postgres`).
+The two SQL stores share one table definition and the same statements (`spendmeter.storage.schema` renders
+them for each dialect); only `add()` differs, to be one round trip on PostgreSQL.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
-log = logging.getLogger("spendmeter")
+from spendmeter.storage import Column, Component, Database, Table, Target, parse_target, render
+from spendmeter.storage.postgres import PostgresDatabase  # psycopg itself is imported only when one is opened
+from spendmeter.storage.sqlite import SQLiteDatabase
 
 NANO_PER_USD = 10**9
 TABLE = "spendmeter_budget_spend"
+SCHEMA_VERSION = 1
 
 # (budget name, scope key, period start as ISO date) -> nano-USD to add
 SpendKey = tuple[str, str, str]
@@ -61,6 +67,9 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._spend: dict[tuple[str, str], dict[str, int]] = {}  # (budget, period) -> key -> nano
 
+    def __repr__(self) -> str:
+        return "MemoryStore()"
+
     def add(self, items: Sequence[tuple[SpendKey, int]]) -> None:
         with self._lock:
             for (budget, key, period), nano in items:
@@ -91,24 +100,21 @@ class MemoryStore:
         pass
 
 
-_SCHEMA = (
-    f"""CREATE TABLE IF NOT EXISTS {TABLE} (
-        budget TEXT NOT NULL,
-        period_start TEXT NOT NULL,
-        scope_key TEXT NOT NULL,
-        spent_nano_usd INTEGER NOT NULL,
-        PRIMARY KEY (budget, period_start, scope_key)
-    )""",
+SPEND_TABLE = Table(
+    TABLE,
+    (
+        Column("budget", "text", not_null=True),
+        Column("period_start", "text", not_null=True),
+        Column("scope_key", "text", not_null=True),
+        Column("spent_nano_usd", "bigint", not_null=True),
+    ),
+    primary_key=("budget", "period_start", "scope_key"),
     # Serves top() and count_at_least() without reading every key of a 100k-user period.
-    f"CREATE INDEX IF NOT EXISTS {TABLE}_by_spend ON {TABLE} (budget, period_start, spent_nano_usd)",
+    indexes=((f"{TABLE}_by_spend", ("budget", "period_start", "spent_nano_usd")),),
 )
-# One statement per amount, atomic on its own; no read-modify-write in Python, so concurrent writers
-# in other processes cannot lose an update.
-_ADD = (
-    f"INSERT INTO {TABLE} (budget, period_start, scope_key, spent_nano_usd) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (budget, period_start, scope_key) "
-    "DO UPDATE SET spent_nano_usd = spent_nano_usd + excluded.spent_nano_usd"
-)
+SPEND = Component("spend", SCHEMA_VERSION, (SPEND_TABLE,), lock_id=0x5350454E44, config_key="store")  # "SPEND"
+
+# Written once with `?`, rendered per dialect.
 _GET = f"SELECT spent_nano_usd FROM {TABLE} WHERE budget = ? AND period_start = ? AND scope_key = ?"
 _TOP = (
     f"SELECT scope_key, spent_nano_usd FROM {TABLE} WHERE budget = ? AND period_start = ? "
@@ -116,108 +122,110 @@ _TOP = (
 )
 _COUNT = f"SELECT COUNT(*) FROM {TABLE} WHERE budget = ? AND period_start = ? AND spent_nano_usd >= ?"
 _PRUNE = f"DELETE FROM {TABLE} WHERE budget = ? AND period_start < ?"
+# The add is an upsert done by the database (`spent = spent + excluded.spent`), never a read-modify-write in
+# Python, so concurrent writers in other processes or hosts cannot lose an update. SQLite: one statement per
+# amount in one transaction. PostgreSQL: one statement for all of a call's budgets (atomic, one round trip).
+_ADD_SQLITE = (
+    f"INSERT INTO {TABLE} (budget, period_start, scope_key, spent_nano_usd) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (budget, period_start, scope_key) "
+    "DO UPDATE SET spent_nano_usd = spent_nano_usd + excluded.spent_nano_usd"
+)
+_ADD_POSTGRES = (
+    f"INSERT INTO {TABLE} AS t (budget, period_start, scope_key, spent_nano_usd) "
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[]) "
+    "ON CONFLICT (budget, period_start, scope_key) "
+    "DO UPDATE SET spent_nano_usd = t.spent_nano_usd + excluded.spent_nano_usd"
+)
 
 
-class SQLiteStore:
-    """A SQLite file shared by the processes of one host, surviving restarts.
+class _SQLStore:
+    """The spend table in one database (either dialect). Connects and creates the table at construction."""
 
-    WAL mode lets readers (the pre-call check) run while a writer commits. Each thread has its own
-    connection (reopened after fork: a connection must never cross a fork). `busy_timeout_s` makes a
-    writer wait for the lock instead of failing with "database is locked".
-    """
-
-    def __init__(self, path: str, *, busy_timeout_s: float = 30.0) -> None:
-        self.path = path
-        self.busy_timeout_s = busy_timeout_s
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._all_lock = threading.Lock()
-        parent = os.path.dirname(path)
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        conn = self._conn()
-        # journal_mode=WAL is stored in the file; set once here, not per connection.
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            log.warning("spendmeter budgets: %s is not in WAL mode (%s); writers may wait longer", path, mode)
-        self._write(conn, _SCHEMA, ())
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            return conn
-        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a write takes the lock up front
-        # and waits for it (busy timeout) rather than failing on a read-to-write upgrade.
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
-        # NORMAL is durable across application crashes in WAL mode; only an OS crash or power loss can
-        # lose the last commits, an acceptable trade for budget accounting at ~1 fsync per checkpoint.
-        conn.execute("PRAGMA synchronous = NORMAL")
-        self._local.conn = conn
-        self._local.pid = os.getpid()
-        with self._all_lock:
-            self._all.append(conn)
-        return conn
-
-    def _write(self, conn: sqlite3.Connection, statements: Iterable[str], params: Sequence[tuple]) -> None:
-        conn.execute("BEGIN IMMEDIATE")
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        d = db.dialect
+        self._get, self._top, self._count, self._prune = (render(q, d) for q in (_GET, _TOP, _COUNT, _PRUNE))
         try:
-            for sql in statements:
-                if params:
-                    conn.executemany(sql, params)
-                else:
-                    conn.execute(sql)
-            conn.execute("COMMIT")
+            db.ensure(SPEND)
         except BaseException:
-            conn.execute("ROLLBACK")
+            db.close()
             raise
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.db.target.redacted!r})"
+
+    def get(self, budget: str, key: str, period: str) -> int:
+        rows = self.db.query(self._get, (budget, period, key))
+        return int(rows[0][0]) if rows else 0
+
+    def top(self, budget: str, period: str, min_nano: int, limit: int) -> list[tuple[str, int]]:
+        return [(str(k), int(v)) for k, v in self.db.query(self._top, (budget, period, min_nano, limit))]
+
+    def count_at_least(self, budget: str, period: str, nano: int) -> int:
+        return int(self.db.query(self._count, (budget, period, nano))[0][0])
+
+    def prune(self, budget: str, before_period: str) -> int:
+        return self.db.execute(self._prune, (budget, before_period))
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class SQLiteStore(_SQLStore):
+    """A SQLite file shared by the processes of one host, surviving restarts (WAL, per-thread connections,
+    reopened after fork; `busy_timeout_s` makes a writer wait for the lock instead of failing)."""
+
+    def __init__(self, path: str | Target, *, busy_timeout_s: float = 30.0) -> None:
+        target = path if isinstance(path, Target) else parse_target(path, key="store")
+        self.path = target.path
+        self.busy_timeout_s = busy_timeout_s
+        super().__init__(SQLiteDatabase(target, key="store", busy_timeout_s=busy_timeout_s))
+
+    def add(self, items: Sequence[tuple[SpendKey, int]]) -> None:
+        if items:
+            self.db.executemany(_ADD_SQLITE, [(budget, period, key, nano) for (budget, key, period), nano in items])
+
+
+class PostgresStore(_SQLStore):
+    """One PostgreSQL database shared by every worker on every host. Thread-safe and fork-safe; at most
+    `max_connections` per process (a `psycopg_pool.ConnectionPool`, `self.pool`). Connects and creates the
+    table at construction, so a wrong DSN fails at `init()`, not at the first call."""
+
+    def __init__(self, dsn: str | Target, *, max_connections: int = 8, connect_timeout_s: float = 10.0) -> None:
+        target = dsn if isinstance(dsn, Target) else parse_target(dsn, key="store", allow_path=False)
+        if target.kind != "postgresql":
+            raise ValueError(f"not a PostgreSQL DSN: {target!r}")
+        self.max_connections = max_connections
+        self._pg = PostgresDatabase(target, key="store", what="the spend store", max_size=max_connections,
+                                    connect_timeout_s=connect_timeout_s)  # fmt: skip
+        super().__init__(self._pg)
+
+    @property
+    def pool(self) -> Any:
+        """This process's `psycopg_pool.ConnectionPool`."""
+        return self._pg.pool
 
     def add(self, items: Sequence[tuple[SpendKey, int]]) -> None:
         if not items:
             return
-        params = [(budget, period, key, nano) for (budget, key, period), nano in items]
-        self._write(self._conn(), (_ADD,), params)
-
-    def get(self, budget: str, key: str, period: str) -> int:
-        row = self._conn().execute(_GET, (budget, period, key)).fetchone()
-        return int(row[0]) if row else 0
-
-    def top(self, budget: str, period: str, min_nano: int, limit: int) -> list[tuple[str, int]]:
-        rows = self._conn().execute(_TOP, (budget, period, min_nano, limit)).fetchall()
-        return [(str(k), int(v)) for k, v in rows]
-
-    def count_at_least(self, budget: str, period: str, nano: int) -> int:
-        return int(self._conn().execute(_COUNT, (budget, period, nano)).fetchone()[0])
-
-    def prune(self, budget: str, before_period: str) -> int:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            removed = conn.execute(_PRUNE, (budget, before_period)).rowcount
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return int(removed)
-
-    def close(self) -> None:
-        with self._all_lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            try:
-                conn.close()
-            except sqlite3.Error:  # pragma: no cover - closing a connection of a dead fork parent
-                pass
-        self._local = threading.local()
+        # One row per key (ON CONFLICT cannot touch a row twice in one statement), in a fixed order, so two
+        # writers locking the same rows take the locks in the same order and cannot deadlock.
+        merged: dict[SpendKey, int] = {}
+        for key, nano in items:
+            merged[key] = merged.get(key, 0) + nano
+        rows = sorted(merged.items())
+        budgets = [b for (b, _k, _p), _n in rows]
+        keys = [k for (_b, k, _p), _n in rows]
+        periods = [p for (_b, _k, p), _n in rows]
+        self.db.execute(_ADD_POSTGRES, (budgets, periods, keys, [n for _key, n in rows]))
 
 
-def open_store(store_path: str | None) -> SpendStore:
-    """The store a `BudgetConfig` names: memory when `store_path` is None, PostgreSQL for a
-    `postgresql://` DSN (or `env:VAR` naming one), else the SQLite file."""
-    if store_path is None:
+def open_store(store: str | os.PathLike[str] | Target | None, *, max_connections: int = 8) -> SpendStore:
+    """The store a `BudgetConfig` names: memory when `store` is None, PostgreSQL for a `postgresql://` DSN
+    (or `env:VAR` naming one), else the SQLite file (a path or `sqlite:///path`)."""
+    if store is None:
         return MemoryStore()
-    if store_path.startswith(("postgresql://", "postgres://", "env:")):
-        from spendmeter.budgets.store_postgres import PostgresStore  # psycopg only when asked for
-
-        return PostgresStore(store_path)
-    return SQLiteStore(store_path)
+    target = store if isinstance(store, Target) else parse_target(store, key="store")
+    if target.kind == "postgresql":
+        return PostgresStore(target, max_connections=max_connections)
+    return SQLiteStore(target)

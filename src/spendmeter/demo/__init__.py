@@ -1,1 +1,1 @@
-"""The demo: a local provider-compatible server and simulated agents that call it through the real SDKs."""
+"""The demo: simulated agents that call a fake provider (`spendmeter.testing`) through the real SDKs."""

@@ -25,15 +25,9 @@ from pathlib import Path
 from random import Random
 from typing import Any, TextIO
 
+from spendmeter.demo.agents import Message, MessageSource, Profile
+from spendmeter.demo.driver import Clients, run_conversation_async, run_conversation_sync
 from spendmeter.demo.report import DemoStats, format_report, progress_line
-from spendmeter.demo.workload import (
-    Clients,
-    Message,
-    MessageSource,
-    Profile,
-    run_conversation_async,
-    run_conversation_sync,
-)
 
 MAX_IN_FLIGHT = 64  # user messages being worked on at once; past that the scheduler waits
 SYNC_WORKERS = 16
@@ -170,7 +164,7 @@ class Demo:
             self.clients = Clients.build(openai_key=keys["openai"], anthropic_key=keys["anthropic"])
             usage_hosts = None  # the defaults: api.openai.com asks for stream usage
         else:
-            from spendmeter.demo.provider_server import ProviderServer
+            from spendmeter.testing import ProviderServer
 
             self.provider = ProviderServer("127.0.0.1", 0).start()
             self.clients = Clients.build(

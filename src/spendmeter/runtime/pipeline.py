@@ -35,9 +35,14 @@ class SpanObserver(Protocol):
 
 
 class BudgetGuard(Protocol):
-    """Decides before the request is sent: raises `BudgetExceeded` when a blocking budget has no room."""
+    """Decides before the request is sent: raises `BudgetExceeded` when a blocking budget has no room; also
+    what `/api/budgets` and the budget gauges read."""
 
     def check(self, call: Call) -> None: ...
+
+    def status(self) -> list[Any]: ...
+
+    def refresh_gauges(self) -> None: ...
 
 
 Pricer = Callable[[Call], Cost | Unpriced]
@@ -81,8 +86,8 @@ def install(pipeline: Pipeline) -> Pipeline:
 
 
 def update(change: Callable[[Pipeline], Pipeline]) -> Pipeline:
-    """Replace the current pipeline with `change(current)` atomically (add_sink, remove_sink)."""
+    """Replace the current pipeline with `change(current)` atomically; returns the one it replaced."""
     global _current
     with _lock:
-        _current = change(_current)
-        return _current
+        previous, _current = _current, change(_current)
+    return previous

@@ -1,12 +1,8 @@
-"""Sinks read finished `Call` records and write them somewhere (metrics, spans, ledger, budget spend)."""
+"""Sinks read finished `Call` records (priced, labelled by the pipeline) and write them somewhere: Prometheus,
+OTLP metrics, spans, the ledger, budget spend. A sink imports only the record and the telemetry contract."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from spendmeter.runtime.pipeline import Sink
 
-from spendmeter.call import Call
-
-
-class Sink(Protocol):
-    def on_call(self, call: Call) -> None:
-        """Take one finished call. Called once per call, from the thread that finished it."""
+__all__ = ["Sink"]

@@ -8,7 +8,6 @@ the response, usage and cost attributes and ends it. Attribute names come from `
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
@@ -18,16 +17,14 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
-from spendmeter import semconv as sc
 from spendmeter.call import Call, Cost, Unpriced
-
-log = logging.getLogger("spendmeter")
+from spendmeter.telemetry import semconv as sc
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NULL_CONTEXT: AbstractContextManager[None] = nullcontext()
 
 # `call.capture` keys the recorder may use, each with the span attribute it becomes. The short names are what
-# providers/_hooks.py fills today (the request's messages/input/prompt and system, as the SDK was given them).
+# the provider adapters fill (the request's messages/input/prompt and system, as the SDK was given them).
 _CONTENT_ATTRIBUTES = {
     "input": sc.GEN_AI_INPUT_MESSAGES,
     "output": sc.GEN_AI_OUTPUT_MESSAGES,
@@ -73,34 +70,19 @@ class _Activation:
         self._token: object | None = None
 
     def __enter__(self) -> None:
-        try:
-            self._token = otel_context.attach(trace.set_span_in_context(self._span))
-        except Exception:
-            _log_once("spans.activate")
+        self._token = otel_context.attach(trace.set_span_in_context(self._span))
 
     def __exit__(self, *exc_info: object) -> None:
         if self._token is not None:
-            try:
-                otel_context.detach(self._token)  # type: ignore[arg-type]
-            except Exception:
-                _log_once("spans.deactivate")
-            self._token = None
-
-
-_logged: set[str] = set()
-
-
-def _log_once(kind: str) -> None:
-    """Log the first failure of each kind with its traceback, later ones quietly."""
-    if kind in _logged:
-        log.debug("spendmeter internal error in %s", kind, exc_info=True)
-        return
-    _logged.add(kind)
-    log.warning("spendmeter internal error in %s (further ones logged at DEBUG)", kind, exc_info=True)
+            token, self._token = self._token, None
+            otel_context.detach(token)  # type: ignore[arg-type]
 
 
 class SpanSink:
-    """Writes one GenAI CLIENT span per call. Never raises into the recorder or the caller."""
+    """Writes one GenAI CLIENT span per call. Its failures surface to the recorder, which contains and
+    counts them (`spendmeter_internal_errors_total{kind="spans.start"|"sink.spans"|"spans.activate"}`)."""
+
+    kind = "spans"
 
     def __init__(self, tracer_provider: TracerProvider | None = None, capture_content: bool = False) -> None:
         # With no provider this is the global one; a ProxyTracer follows a provider set later.
@@ -110,11 +92,8 @@ class SpanSink:
     # -- start ---------------------------------------------------------------------------------------------
     def on_start(self, call: Call) -> None:
         """Open the call's span (before the SDK request is sent) and keep it on `call.span`."""
-        try:
-            if call.span is None:
-                call.span = self._start(call)
-        except Exception:
-            _log_once("spans.on_start")
+        if call.span is None:
+            call.span = self._start(call)
 
     def _start(self, call: Call) -> Span:
         operation = sc.operation_name(call.operation)
@@ -130,29 +109,25 @@ class SpanSink:
     def activate(self, call: Call) -> AbstractContextManager[None]:
         """A context manager making `call.span` current while the SDK request is made."""
         span = call.span
-        try:
-            # An invalid span (no-op tracer) would hide a real parent from spans the SDK starts.
-            if span is None or not span.get_span_context().is_valid:
-                return _NULL_CONTEXT
-            return _Activation(span)
-        except Exception:
-            _log_once("spans.activate")
+        # An invalid span (no-op tracer) would hide a real parent from spans the SDK starts.
+        if span is None or not span.get_span_context().is_valid:
             return _NULL_CONTEXT
+        return _Activation(span)
 
     # -- finish --------------------------------------------------------------------------------------------
     def on_call(self, call: Call) -> None:
-        """Write the response, usage and cost attributes on the call's span and end it."""
+        """Write the response, usage and cost attributes on the call's span and end it (always: a span
+        whose attributes failed is still ended, so it is exported rather than leaked)."""
+        span = call.span
+        if span is None:  # on_start never ran (or failed): one span covers the whole call
+            span = call.span = self._start(call)
         try:
-            span = call.span
-            if span is None:  # on_start never ran (or failed): one span covers the whole call
-                span = call.span = self._start(call)
             if span.is_recording():
                 span.set_attributes(dict(self._finish_attributes(call)))
                 if call.status != "ok":
                     span.set_status(Status(StatusCode.ERROR, call.error_type or call.status))
+        finally:
             span.end(end_time=_end_ns(call))
-        except Exception:
-            _log_once("spans.on_call")
 
     def _finish_attributes(self, call: Call) -> Iterator[tuple[str, Any]]:
         yield from _response_attributes(call)
@@ -175,6 +150,7 @@ def _end_ns(call: Call) -> int | None:
 
 def _request_attributes(call: Call, operation: str) -> dict[str, Any]:
     openai_like = call.provider in sc.OPENAI_PROVIDERS
+    who = call.who
     candidates: dict[str, Any] = {
         sc.GEN_AI_OPERATION_NAME: operation,
         sc.GEN_AI_PROVIDER_NAME: call.provider,
@@ -185,10 +161,11 @@ def _request_attributes(call: Call, operation: str) -> dict[str, Any]:
         (sc.OPENAI_REQUEST_SERVICE_TIER if openai_like else sc.SPENDMETER_REQUEST_SERVICE_TIER): (
             call.request_service_tier
         ),
-        sc.USER_ID: call.attribution.user,
-        sc.SPENDMETER_FEATURE: call.attribution.feature,
-        sc.GEN_AI_AGENT_NAME: call.attribution.agent,
-        sc.GEN_AI_CONVERSATION_ID: call.attribution.conversation,
+        # As every output shows them (the user hashed when configured), never the raw attribution.
+        sc.USER_ID: who.user,
+        sc.SPENDMETER_FEATURE: who.feature,
+        sc.GEN_AI_AGENT_NAME: who.agent,
+        sc.GEN_AI_CONVERSATION_ID: who.conversation,
         sc.SPENDMETER_OPERATION: call.operation,
         sc.SPENDMETER_DEPLOYMENT: call.deployment,
     }

@@ -2,7 +2,7 @@
 
 `ObservedStream` / `AsyncObservedStream` sit on `wrapt.ObjectProxy`, so `isinstance(s, openai.Stream)` still
 holds and every attribute the SDK object has is still there. They override iteration, `close` and the
-context-manager exit, and nothing else. Provider knowledge lives in an accumulator (see providers/*.py) that
+context-manager exit, and nothing else. Provider knowledge lives in an accumulator (spendmeter.providers) that
 keeps counters, never text. The only chunk ever withheld is a usage-only chunk that we asked for ourselves
 (`hide(chunk)` says which; it is `None` unless we changed the request).
 """
@@ -11,32 +11,22 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import wrapt
 
-from spendmeter.call import Call, Usage
-
-if TYPE_CHECKING:
-    from spendmeter.recorder import Recorder
-
-
-class Accumulator(Protocol):
-    """What a provider adapter gives a stream: observe each event, then say what the stream used."""
-
-    def observe(self, event: Any) -> None: ...
-
-    def finish_into(self, call: Call) -> None:
-        """Copy usage and response facts (model, id, tier, finish reasons) seen so far onto the call."""
+from spendmeter import recorder
+from spendmeter._contain import contain
+from spendmeter.call import Call, EndReason
+from spendmeter.providers.base import Accumulator, ResponseFacts
 
 
 class StreamState:
     """Everything needed to finish the call, and nothing that refers back to the proxy (so GC can run)."""
 
-    __slots__ = ("acc", "broken", "call", "recorder")
+    __slots__ = ("acc", "broken", "call")
 
-    def __init__(self, recorder: Recorder, call: Call, acc: Accumulator) -> None:
-        self.recorder = recorder
+    def __init__(self, call: Call, acc: Accumulator) -> None:
         self.call = call
         self.acc = acc
         self.broken = False  # the accumulator failed once: stop feeding it, the stream goes on
@@ -44,39 +34,36 @@ class StreamState:
     def observe(self, event: Any) -> None:
         if self.broken:
             return
-        with self.recorder.guard("stream.observe") as ok:
+        with contain("stream.observe") as ok:
             self.acc.observe(event)
         if not ok:
             self.broken = True
 
-    def finish(self, reason: str, exc: BaseException | None = None) -> None:
+    def facts(self) -> ResponseFacts:
+        if not self.broken:
+            with contain("stream.facts"):
+                return self.acc.facts()
+        return recorder.missing()
+
+    def finish(self, reason: EndReason, exc: BaseException | None = None) -> None:
         """Finish the call at most once, whichever of end / error / close / GC comes first."""
         if self.call.once.locked():
             return
-        with self.recorder.guard("stream.finish"):
-            if not self.broken:
-                self.acc.finish_into(self.call)
-            else:
-                self.call.usage = Usage(source="missing")
-            if exc is not None:
-                self.recorder.fail(self.call, exc)
-            else:
-                self.recorder.finish(self.call, end_reason=reason)  # type: ignore[arg-type]
+        facts = self.facts()
+        if exc is not None:
+            recorder.fail(self.call, exc, facts)
+        else:
+            recorder.finish(self.call, facts, end_reason=reason)
 
     def abandon(self) -> None:
         """Finalizer: garbage collection found the stream unfinished. No sink work here, only a queue put."""
         if self.call.once.locked():
             return
         try:
-            if not self.broken:
-                self.acc.finish_into(self.call)
+            facts = self.acc.facts() if not self.broken else None
         except Exception:  # pragma: no cover - a finalizer must never raise
-            self.call.usage = Usage(source="missing")
-        self.recorder.abandoned(self.call)
-
-
-def _is_exhaustion(exc: BaseException) -> bool:
-    return isinstance(exc, (StopIteration, StopAsyncIteration))
+            facts = None
+        recorder.abandoned(self.call, facts if facts is not None else recorder.missing())
 
 
 class _Observed(wrapt.ObjectProxy):  # type: ignore[misc]
@@ -95,7 +82,7 @@ class _Observed(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_state.observe(item)
         return self._self_hide is None or not self._self_hide(item)
 
-    def _self_done(self, reason: str, exc: BaseException | None = None) -> None:
+    def _self_done(self, reason: EndReason, exc: BaseException | None = None) -> None:
         self._self_finalizer.detach()
         self._self_state.finish(reason, exc)
 

@@ -8,7 +8,6 @@ worker's files (prometheus_client multiprocess mode): one scrape, the sum over w
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 from collections.abc import Callable
@@ -17,7 +16,9 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
-log = logging.getLogger("spendmeter")
+from spendmeter import recorder
+from spendmeter._contain import contain
+from spendmeter.runtime.pipeline import current
 
 
 def scrape_registry(registry: CollectorRegistry | None = None) -> CollectorRegistry:
@@ -37,12 +38,9 @@ class MetricsServer:
         host: str = "127.0.0.1",
         port: int = 9464,
         registry: CollectorRegistry | None = None,
-        before_scrape: Callable[[], None] | None = None,
-        budgets_status: Callable[[], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.registry = registry
-        self.before_scrape = before_scrape
-        self.budgets_status = budgets_status
+        self.bind_host, self.bind_port = host, port  # as asked (port 0: any free one)
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="spendmeter-metrics", daemon=True)
@@ -74,16 +72,11 @@ class MetricsServer:
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
-                    if server.before_scrape is not None:
-                        try:
-                            server.before_scrape()
-                        except Exception:
-                            log.warning("spendmeter: refreshing before scrape failed", exc_info=True)
+                    before_scrape()
                     body = generate_latest(scrape_registry(server.registry))
                     self._send(200, CONTENT_TYPE_LATEST, body)
                 elif path == "/api/budgets":
-                    status = server.budgets_status() if server.budgets_status is not None else []
-                    self._send(200, "application/json", json.dumps(status, default=str).encode())
+                    self._send(200, "application/json", json.dumps(budget_status(), default=str).encode())
                 elif path in ("/healthz", "/"):
                     self._send(200, "text/plain; charset=utf-8", b"ok\n")
                 else:
@@ -102,14 +95,23 @@ class MetricsServer:
         return Handler
 
 
+def before_scrape() -> None:
+    """Finish calls whose streams were garbage-collected, and refresh the budget gauges from the store."""
+    with contain("server.before_scrape"):
+        recorder.drain()
+        guard = current().guard
+        if guard is not None:
+            guard.refresh_gauges()
+
+
+def budget_status() -> list[dict[str, Any]]:
+    guard = current().guard
+    return [] if guard is None else [s.as_dict() for s in guard.status()]
+
+
 def wsgi_metrics_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
     """`/metrics` as a WSGI app, for serving it from inside gunicorn/uwsgi workers (multiprocess mode)."""
-    from spendmeter.config import _before_scrape
-
-    try:
-        _before_scrape()
-    except Exception:
-        log.warning("spendmeter: refreshing before scrape failed", exc_info=True)
+    before_scrape()
     body = generate_latest(scrape_registry())
     start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))])
     return [body]

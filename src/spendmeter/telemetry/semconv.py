@@ -4,7 +4,7 @@ Three blocks, in order of authority:
 1. names taken from the installed `opentelemetry.semconv` modules (GenAI, user, error, server, OpenAI);
 2. DRAFT names for cost, which no released semantic convention defines yet (see docs/telemetry.md);
 3. `spendmeter.*` names for what is ours alone (feature, usage source, end reason, ...).
-The OTel metric instrument names (GenAI semconv histograms, Prometheus-mirroring counters) are here too.
+The GenAI semconv metric names are here too; our own metric names live in telemetry.contract.
 """
 
 from __future__ import annotations
@@ -118,13 +118,3 @@ SPENDMETER_STATUS: Final = "spendmeter.status"
 SPENDMETER_END_REASON: Final = "spendmeter.end_reason"
 SPENDMETER_UNPRICED_REASON: Final = "spendmeter.unpriced.reason"
 SPENDMETER_PRICE_ENTRY: Final = "spendmeter.price.entry"
-
-# OTel instruments that mirror the Prometheus contract (CONVENTIONS.md). Underscored names plus a unit the
-# OTLP->Prometheus translation either drops (`{...}` annotations) or already finds in the name (`s` ->
-# `seconds`), so a Collector or Prometheus' OTLP receiver yields exactly `llm_cost_usd_total` etc.
-LLM_COST_USD: Final = "llm_cost_usd"
-LLM_TOKENS: Final = "llm_tokens"
-LLM_REASONING_TOKENS: Final = "llm_reasoning_tokens"
-LLM_REQUESTS: Final = "llm_requests"
-LLM_REQUEST_DURATION_SECONDS: Final = "llm_request_duration_seconds"
-LLM_UNPRICED_REQUESTS: Final = "llm_unpriced_requests"

@@ -1,6 +1,7 @@
 """A local HTTP server that speaks enough of the OpenAI and Anthropic APIs for their real SDKs.
 
-Integration tests and `spendmeter demo` point the real `openai` and `anthropic` clients at it:
+Tests (spendmeter's own, and users' tests of their instrumented agents) and `spendmeter demo` point the
+real `openai` and `anthropic` clients at it, so they run without keys or network:
 
     with ProviderServer() as srv:
         client = openai.OpenAI(base_url=srv.openai_base_url, api_key="test")
@@ -10,8 +11,8 @@ Integration tests and `spendmeter demo` point the real `openai` and `anthropic` 
 
 Stdlib only (`ThreadingHTTPServer` in a daemon thread), HTTP/1.1 keep-alive: JSON bodies carry
 `Content-Length`, streams use chunked transfer encoding so a cut stream (`stream-cut`) looks like one to the
-client. Scenario headers and their knobs live in `provider_scenario`; wire formats in `provider_openai`
-and `provider_anthropic`. See docs/provider-server.md for the full list of endpoints.
+client. Scenario headers and their knobs live in `scenarios`; wire formats in `openai_wire`,
+`openai_responses_wire` and `anthropic_wire`. From a shell: `python -m spendmeter.testing.server`.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from spendmeter.demo import provider_anthropic as anth
-from spendmeter.demo import provider_openai as oai
-from spendmeter.demo.provider_scenario import (
+from spendmeter.testing import anthropic_wire as anth
+from spendmeter.testing import openai_responses_wire as oai_resp
+from spendmeter.testing import openai_wire as oai
+from spendmeter.testing.scenarios import (
     CHUNKS_BEFORE_FAILURE,
     HEADER_KEY,
     RETRY_AFTER_MS,
@@ -82,7 +84,7 @@ def _routes(batches: anth.BatchStore) -> list[tuple[str, re.Pattern[str], str, _
         ("POST", r"/(?:openai/)?v1/embeddings", OPENAI, oai.embeddings_endpoint),
         ("POST", _DEPLOYMENT + r"/embeddings", OPENAI, oai.embeddings_endpoint),
         # OpenAI: /v1/responses; AzureOpenAI, with or without a deployment: /openai/responses; Azure v1 API.
-        ("POST", r"/(?:openai/v1|openai|v1)/responses", OPENAI, oai.responses_endpoint),
+        ("POST", r"/(?:openai/v1|openai|v1)/responses", OPENAI, oai_resp.responses_endpoint),
         ("POST", r"/v1/messages", ANTHROPIC, anth.messages_endpoint),  # `?beta=true` lands here too
         ("POST", r"/v1/messages/count_tokens", ANTHROPIC, anth.count_tokens_endpoint),
         ("POST", r"/v1/messages/batches", ANTHROPIC, batches.create),
@@ -356,7 +358,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if self.provider == ANTHROPIC:
                     error = anth.stream_error_event(self.request_id)
                 elif reply.events[0].name is not None:  # the Responses API names its events
-                    error = oai.responses_error_event(sent)
+                    error = oai_resp.responses_error_event(sent)
                 else:
                     error = oai.stream_error_event()
                 self._write_chunk(_encode(error))
@@ -375,7 +377,7 @@ def _encode(event: Event) -> bytes:
 
 
 def main(argv: list[str] | None = None, *, serve: Callable[[], None] | None = None) -> int:
-    """`python -m spendmeter.demo.provider_server --port 8080`: serve until interrupted."""
+    """`python -m spendmeter.testing.server --port 8080`: serve until interrupted."""
     parser = argparse.ArgumentParser(description="Fake OpenAI/Anthropic API for local testing.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)

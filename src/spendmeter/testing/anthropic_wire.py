@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
-from spendmeter.demo.provider_scenario import (
+from spendmeter.testing.scenarios import (
     HEADER_BATCH_ERRORS,
     Event,
     FakeUsage,

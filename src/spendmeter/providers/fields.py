@@ -31,3 +31,12 @@ def given(value: Any) -> Any:
     if type(value).__name__ in ("Omit", "NotGiven"):
         return None
     return value
+
+
+def max_tokens_of(kwargs: dict[str, Any]) -> int | None:
+    """The request's output-token ceiling, whichever name the API gives it."""
+    for name in ("max_completion_tokens", "max_output_tokens", "max_tokens"):
+        value = given(kwargs.get(name))
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None

@@ -1,0 +1,124 @@
+"""Anthropic Messages: request facts (provider from the client: first-party, Bedrock or Vertex), response
+facts from a `Message`, and the stream accumulator that merges `message_start` and `message_delta`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spendmeter.call import Usage
+from spendmeter.providers.anthropic.usage import USAGE_FIELDS, message_usage, usage_from_fields
+from spendmeter.providers.base import RequestFacts, RequestOptions, ResponseFacts
+from spendmeter.providers.endpoints import ANTHROPIC, BEDROCK, VERTEX, client_of, host_port_of, provider_for
+from spendmeter.providers.fields import get, given, max_tokens_of
+
+
+def provider_of(client: Any) -> str:
+    """Bedrock and Vertex have SDK clients of their own (their endpoints are per region); else the host."""
+    name = type(client).__name__
+    if "Bedrock" in name:
+        return BEDROCK
+    if "Vertex" in name:
+        return VERTEX
+    host, _port = host_port_of(client)
+    return provider_for(host, ANTHROPIC)
+
+
+def request_user(kwargs: dict[str, Any]) -> str | None:
+    metadata = given(kwargs.get("metadata"))
+    user = get(metadata, "user_id") if metadata else None
+    return str(user) if user else None
+
+
+class MessagesAdapter:
+    operation = "messages"  # the span maps it to the GenAI operation name "chat"
+
+    def request(self, resource: Any, kwargs: dict[str, Any], options: RequestOptions) -> RequestFacts:
+        client = client_of(resource)
+        host, port = host_port_of(client)
+        model = given(kwargs.get("model"))
+        facts = RequestFacts(
+            provider=provider_of(client),
+            operation=self.operation,
+            model=str(model) if model is not None else None,
+            stream=bool(given(kwargs.get("stream"))),
+            user=request_user(kwargs),
+            service_tier=given(kwargs.get("service_tier")),
+            max_tokens=max_tokens_of(kwargs),
+            server_address=host,
+            server_port=port,
+        )
+        if options.capture_content:
+            messages = given(kwargs.get("messages"))
+            if messages is not None:
+                facts.capture = {"input": messages, "system": given(kwargs.get("system"))}
+        return facts
+
+    def response(self, obj: Any) -> ResponseFacts:
+        usage = get(obj, "usage")
+        tier = get(usage, "service_tier")
+        reason = get(obj, "stop_reason")
+        return ResponseFacts(
+            usage=message_usage(usage),
+            model=given(get(obj, "model")),
+            response_id=given(get(obj, "id")),
+            service_tier=str(tier) if tier else None,
+            finish_reasons=(str(reason),) if reason else (),
+        )
+
+    def accumulator(self) -> MessageStreamUsage:
+        return MessageStreamUsage()
+
+
+class MessageStreamUsage:
+    """Merges `message_start` and the cumulative `message_delta` usage, latest value per field."""
+
+    __slots__ = ("fields", "model", "response_id", "seen", "service_tier", "split", "stop_reason")
+
+    def __init__(self) -> None:
+        self.fields = dict.fromkeys((*USAGE_FIELDS, "thinking_tokens"), 0)
+        self.split: Any = None
+        self.seen = False
+        self.model: str | None = None
+        self.response_id: str | None = None
+        self.service_tier: str | None = None
+        self.stop_reason: str | None = None
+
+    def observe(self, event: Any) -> None:
+        kind = get(event, "type")
+        if kind == "message_start":
+            message = get(event, "message")
+            self.model = get(message, "model")
+            self.response_id = get(message, "id")
+            self._merge(get(message, "usage"))
+        elif kind == "message_delta":
+            self._merge(get(event, "usage"))
+            reason = get(get(event, "delta"), "stop_reason")
+            if reason:
+                self.stop_reason = str(reason)
+
+    def _merge(self, usage: Any) -> None:
+        if usage is None:
+            return
+        self.seen = True
+        for name in USAGE_FIELDS:
+            value = get(usage, name)
+            if isinstance(value, int):
+                self.fields[name] = value
+        thinking = get(get(usage, "output_tokens_details"), "thinking_tokens")
+        if isinstance(thinking, int):
+            self.fields["thinking_tokens"] = thinking
+        split = get(usage, "cache_creation")
+        if split is not None:
+            self.split = split
+        tier = get(usage, "service_tier")
+        if tier:
+            self.service_tier = str(tier)
+
+    def facts(self) -> ResponseFacts:
+        return ResponseFacts(
+            usage=usage_from_fields(self.fields, self.split) if self.seen else Usage(source="missing"),
+            model=self.model,
+            response_id=self.response_id,
+            service_tier=self.service_tier,
+            finish_reasons=(self.stop_reason,) if self.stop_reason else (),
+        )

@@ -1,0 +1,71 @@
+"""Request facts for every OpenAI-SDK call: the provider from the endpoint, the request's own user id,
+Azure deployments, and asking a chat stream for its usage where the endpoint accepts it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spendmeter.providers.base import RequestFacts, RequestOptions
+from spendmeter.providers.endpoints import AZURE, OPENAI, client_of, host_in, host_port_of, provider_for
+from spendmeter.providers.fields import get, given, max_tokens_of
+
+
+def request_facts(operation: str, resource: Any, kwargs: dict[str, Any], options: RequestOptions) -> RequestFacts:
+    client = client_of(resource)
+    host, port = host_port_of(client)
+    azure_client = "Azure" in type(client).__name__
+    provider = AZURE if azure_client else provider_for(host, OPENAI)
+    model = given(kwargs.get("model"))
+    user = given(kwargs.get("user")) or given(kwargs.get("safety_identifier"))
+    stream = bool(given(kwargs.get("stream")))
+    facts = RequestFacts(
+        provider=provider,
+        operation=operation,
+        model=str(model) if model is not None else None,
+        stream=stream,
+        user=str(user) if user else None,
+        service_tier=given(kwargs.get("service_tier")),
+        max_tokens=max_tokens_of(kwargs),
+        deployment=deployment_of(client, kwargs) if provider == AZURE else None,
+        server_address=host,
+        server_port=port,
+    )
+    if options.capture_content:
+        facts.capture = capture_of(kwargs)
+    if stream and operation in ("chat", "text_completion") and wants_usage_injection(host, kwargs, options):
+        facts.send_kwargs = with_usage_requested(kwargs)
+        facts.hide = is_injected_usage_chunk
+    return facts
+
+
+def deployment_of(client: Any, kwargs: dict[str, Any]) -> str | None:
+    """On Azure the `model` argument names a deployment (unless the client is bound to one)."""
+    return getattr(client, "_azure_deployment", None) or given(kwargs.get("model"))
+
+
+def wants_usage_injection(host: str | None, kwargs: dict[str, Any], options: RequestOptions) -> bool:
+    """Ask a chat/completions stream for usage only where the endpoint is known to accept `stream_options`."""
+    stream_options = given(kwargs.get("stream_options"))
+    if isinstance(stream_options, dict) and "include_usage" in stream_options:
+        return False  # the caller decided; respect it either way
+    return host_in(host, options.usage_hosts)
+
+
+def with_usage_requested(kwargs: dict[str, Any]) -> dict[str, Any]:
+    stream_options = given(kwargs.get("stream_options"))
+    merged = dict(stream_options) if isinstance(stream_options, dict) else {}
+    merged["include_usage"] = True
+    return {**kwargs, "stream_options": merged}
+
+
+def is_injected_usage_chunk(chunk: Any) -> bool:
+    """The usage-only final chunk that exists only because we asked for it: no choices, usage set."""
+    return not get(chunk, "choices") and get(chunk, "usage") is not None
+
+
+def capture_of(kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    for name in ("messages", "input", "prompt"):
+        value = given(kwargs.get(name))
+        if value is not None:
+            return {"input": value, "system": given(kwargs.get("instructions"))}
+    return None

@@ -1,0 +1,96 @@
+"""Prometheus metrics for each finished call, built once from the metric contract (telemetry.contract).
+
+Label values come computed and bounded on the call (`call.labels`, from the pipeline's label policy); this
+sink only binds prometheus_client children and adds. Children are bound once per label tuple and cached, so
+the hot path skips `labels()` and its lock. `_created` series are not exported
+(`disable_created_metrics()` is called at init).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from spendmeter.call import Call
+from spendmeter.telemetry import contract as c
+from spendmeter.telemetry.labels import Labels
+
+_TYPES: dict[str, type] = {"counter": Counter, "histogram": Histogram, "gauge": Gauge}
+
+
+def build(metric: c.Metric, registry: CollectorRegistry, **extra: Any) -> Any:
+    """A prometheus_client metric for one contract row (bad names fail here, at init)."""
+    kwargs: dict[str, Any] = {"registry": registry, **extra}
+    if metric.buckets is not None:
+        kwargs["buckets"] = metric.buckets
+    return _TYPES[metric.kind](metric.name, metric.help, metric.labels, **kwargs)
+
+
+class _Bound:
+    """The children of one (provider, model, user, feature, agent) tuple, each bound on first use: a series
+    appears only once it has something to say (an unpriced call makes no $0 cost series)."""
+
+    __slots__ = ("cost", "duration", "reasoning", "requests", "tokens")
+
+    def __init__(self) -> None:
+        self.cost: Any = None
+        self.reasoning: Any = None
+        self.duration: Any = None
+        self.tokens: dict[str, Any] = {}
+        self.requests: dict[tuple[str, str], Any] = {}
+
+
+class PrometheusSink:
+    kind = "prometheus"
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        reg = registry if registry is not None else REGISTRY
+        self.registry = reg
+        self.cost = build(c.COST, reg)
+        self.tokens = build(c.TOKENS, reg)
+        self.reasoning = build(c.REASONING, reg)
+        self.requests = build(c.REQUESTS, reg)
+        self.duration = build(c.DURATION, reg)
+        self.unpriced = build(c.UNPRICED, reg)
+        self.internal_errors = build(c.INTERNAL_ERRORS, reg)
+        self.folded = build(c.FOLDED, reg)
+        self._bound: dict[tuple[str, ...], _Bound] = {}
+
+    def on_call(self, call: Call) -> None:
+        labels: Labels = call.labels
+        values = labels.values
+        bound = self._bound.get(values)
+        if bound is None:
+            bound = self._bound[values] = _Bound()
+        for label in labels.folded:
+            self.folded.labels(label).inc()
+        m = c.measurements(call)
+        if m.cost_usd is not None:
+            if bound.cost is None:
+                bound.cost = self.cost.labels(*values)
+            bound.cost.inc(m.cost_usd)
+        elif m.unpriced:
+            self.unpriced.labels(values[0], values[1]).inc()
+        for kind, count in m.tokens:
+            child = bound.tokens.get(kind)
+            if child is None:
+                child = bound.tokens[kind] = self.tokens.labels(*values, kind)
+            child.inc(count)
+        if m.reasoning:
+            if bound.reasoning is None:
+                bound.reasoning = self.reasoning.labels(*values)
+            bound.reasoning.inc(m.reasoning)
+        outcome = (m.status, m.usage)
+        requests = bound.requests.get(outcome)
+        if requests is None:
+            requests = bound.requests[outcome] = self.requests.labels(*values, *outcome)
+        requests.inc()
+        if m.duration_s is not None:
+            if bound.duration is None:
+                provider, model, _user, feature, agent = values
+                bound.duration = self.duration.labels(provider, model, feature, agent)
+            bound.duration.observe(m.duration_s)
+
+    def count_internal_error(self, kind: str, n: int = 1) -> None:
+        self.internal_errors.labels(kind).inc(n)

@@ -1,0 +1,143 @@
+"""SQLite for spendmeter's stores: one file shared by the threads and processes of one host.
+
+- WAL mode (stored in the file, set once): readers never wait for the writer, and the writer never waits
+  for readers.
+- `synchronous=NORMAL`: durable across application crashes in WAL mode; only an OS crash or power loss can
+  lose the last commits, an acceptable trade for accounting at about one fsync per checkpoint.
+- One connection per thread, opened on first use; after `fork()` the child opens its own and never touches
+  (not even closes) the parent's: closing an inherited connection can checkpoint or delete the WAL under the
+  parent's feet.
+- Writes run in `BEGIN IMMEDIATE` transactions: the write lock is taken up front and waited for (busy
+  timeout), instead of failing with "database is locked" on a read-to-write upgrade.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from spendmeter.errors import ConfigError
+from spendmeter.storage.dsn import Target
+from spendmeter.storage.schema import Component, Dialect, Row, ensure
+
+log = logging.getLogger("spendmeter")
+
+
+def connect(path: str, *, busy_timeout_s: float = 30.0) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN IMMEDIATE ourselves. check_same_thread=False: a connection is
+    # used by one thread at a time, but may be closed by another (close()).
+    conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (re-raised)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class SQLiteDatabase:
+    """A SQLite file with per-thread, fork-aware connections. The file (and its directory) is created and
+    WAL mode switched on at construction, so an unusable path fails at `init()` with a `ConfigError`."""
+
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, target: Target | str, *, key: str = "store", busy_timeout_s: float = 30.0) -> None:
+        self.target = target if isinstance(target, Target) else Target("sqlite", path=target)
+        if self.target.kind != "sqlite" or not self.target.path:
+            raise ValueError(f"not a SQLite target: {self.target!r}")
+        self.path: str = self.target.path
+        self.key = key
+        self.busy_timeout_s = busy_timeout_s
+        self._local = threading.local()
+        self._mine: list[tuple[int, sqlite3.Connection]] = []  # (pid that opened it, connection)
+        self._mine_lock = threading.Lock()
+        try:
+            parent = os.path.dirname(self.path)
+            if parent:
+                os.makedirs(parent, exist_ok=True)
+            mode = self.connection().execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot open the SQLite file {self.path}: {exc}", key=key) from exc
+        if str(mode).lower() != "wal":
+            log.warning("spendmeter: %s is not in WAL mode (%s); writers may wait longer", self.path, mode)
+
+    def __repr__(self) -> str:
+        return f"SQLiteDatabase({self.path!r})"
+
+    # -- connections --------------------------------------------------------------------------------
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (a new one in a forked child)."""
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        pid = os.getpid()
+        if conn is not None and local.pid == pid:
+            return conn
+        conn = connect(self.path, busy_timeout_s=self.busy_timeout_s)
+        local.conn, local.pid = conn, pid
+        with self._mine_lock:
+            self._mine.append((pid, conn))
+        return conn
+
+    def reset(self) -> None:
+        """Close this thread's connection; its next use opens a fresh one."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        if self._local.pid != os.getpid():
+            return  # the parent's: forget it, never close it
+        with self._mine_lock:
+            self._mine = [(p, c) for p, c in self._mine if c is not conn]
+        _close_quietly(conn)
+
+    def close(self) -> None:
+        """Close every connection this process opened (never one inherited from a parent)."""
+        pid = os.getpid()
+        with self._mine_lock:
+            mine, self._mine = self._mine, []
+        for opener, conn in mine:
+            if opener == pid:
+                _close_quietly(conn)
+        self._local = threading.local()
+
+    # -- work ---------------------------------------------------------------------------------------
+    def ensure(self, component: Component) -> None:
+        try:
+            with transaction(self.connection()) as conn:
+                ensure(conn, "sqlite", component, where=self.path)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"cannot create the {component.name} tables in {self.path}: {exc}", key=self.key) from exc
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self.connection().execute(sql, params).fetchall()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """One write statement in its own transaction; returns the rows it changed."""
+        with transaction(self.connection()) as conn:
+            return int(conn.execute(sql, params).rowcount)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """One statement for each row, all in one transaction: every row lands, or none."""
+        with transaction(self.connection()) as conn:
+            conn.executemany(sql, rows)
+
+
+def _close_quietly(conn: sqlite3.Connection) -> None:
+    try:
+        conn.close()
+    except sqlite3.Error:  # pragma: no cover - already unusable
+        pass
