@@ -32,8 +32,7 @@ _sink_kinds: dict[type, str] = {}
 
 def options() -> RequestOptions:
     """What adapters need to know about the request side, from the current pipeline."""
-    p = current()
-    return RequestOptions(usage_hosts=p.usage_hosts, capture_content=p.capture_content)
+    return current().options
 
 
 # -- start ---------------------------------------------------------------------------------------------------

@@ -87,11 +87,22 @@ def _build(rt: Runtime, previous: Runtime | None, tracer_provider: Any, meter_pr
     if s.budgets is not None:
         from spendmeter.budgets import BudgetEngine, load_budgets
 
-        rt.budgets = BudgetEngine(load_budgets(s.budgets), clock=clock, estimate_cost=_estimator(rt.pricebook))
+        config = load_budgets(s.budgets)
+        old = previous.budgets if previous is not None else None
+        # The same store (memory included) carries on: a re-init must not forget the period's spend.
+        store = old.store if old is not None and old.config.store_path == config.store_path else None
+        rt.budgets = BudgetEngine(config, clock=clock, store=store, estimate_cost=_estimator(rt.pricebook))
     if s.ledger is not None:
         from spendmeter.sinks.ledger import LedgerSink
 
-        rt.ledger = LedgerSink(s.ledger, service_name=s.service_name)  # connects now: a bad target fails here
+        old = previous.ledger if previous is not None else None
+        if old is not None and (previous.settings.ledger, previous.settings.service_name) == (  # type: ignore[union-attr]
+            s.ledger,
+            s.service_name,
+        ):
+            rt.ledger = old  # the same writer: no row is caught between a closing and an opening ledger
+        else:
+            rt.ledger = LedgerSink(s.ledger, service_name=s.service_name)  # connects now: a bad target fails here
 
     same_registry = previous is not None and previous.registry is rt.registry
     rt.metrics = previous.metrics if same_registry else PrometheusSink(rt.registry)  # type: ignore[union-attr]
@@ -137,9 +148,14 @@ def _server(rt: Runtime, previous: Runtime | None) -> Any:
 
     s = rt.settings
     old = previous.server if previous is not None else None
-    if old is not None and old.registry is rt.registry and (old.bind_host, old.bind_port) == (
-        s.prometheus_host,
-        s.prometheus_port,
+    if (
+        old is not None
+        and old.registry is rt.registry
+        and (old.bind_host, old.bind_port)
+        == (
+            s.prometheus_host,
+            s.prometheus_port,
+        )
     ):
         return old  # it reads the current pipeline: nothing to rewire
     if old is not None and (old.bind_host, old.bind_port) == (s.prometheus_host, s.prometheus_port):
@@ -181,7 +197,9 @@ def _global_meter_provider_set() -> bool:
     return type(metrics.get_meter_provider()).__name__ not in ("_ProxyMeterProvider", "NoOpMeterProvider")
 
 
-def _otlp_providers(endpoint: str | None, service_name: str, tracer_provider: Any, meter_provider: Any) -> tuple[Any, Any]:
+def _otlp_providers(
+    endpoint: str | None, service_name: str, tracer_provider: Any, meter_provider: Any
+) -> tuple[Any, Any]:
     """With an OTLP endpoint and no provider set by the application, build (and own) SDK providers."""
     if not endpoint:
         return None, None
@@ -212,9 +230,10 @@ def _otlp_providers(endpoint: str | None, service_name: str, tracer_provider: An
 def _close(rt: Runtime, keep: Runtime | None) -> None:
     """Stop what `rt` started, except what `keep` took over."""
     kept = keep or Runtime(settings=rt.settings, registry=rt.registry)
+    shared_store = kept.budgets is not None and rt.budgets is not None and kept.budgets.store is rt.budgets.store
     steps = (
         ("server", rt.server, kept.server, lambda x: x.stop()),
-        ("budgets", rt.budgets, kept.budgets, lambda x: x.close()),
+        ("budget store", rt.budgets, rt.budgets if shared_store else kept.budgets, lambda x: x.close()),
         ("ledger", rt.ledger, kept.ledger, lambda x: x.close()),  # writes the rows still queued
         *(("otel", p, None, lambda x: x.shutdown()) for p in rt.owned_providers),
     )

@@ -4,7 +4,8 @@ A `Pipeline` is immutable. `init()` builds a new one and `install()` swaps it in
 flight finishes into whichever pipeline is current when it finishes, exactly once. Nothing else in spendmeter
 holds wiring: the recorder, the hooks and the containment path read `current()`.
 
-This module is a leaf (it imports only the record and the label policy), so every layer can read it.
+This module is a leaf (it imports only the record, the adapters' request options and the label policy), so
+every layer can read it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from spendmeter.call import Call, Cost, Unpriced
+from spendmeter.providers.base import RequestOptions
 from spendmeter.telemetry.labels import LabelPolicy
 
 DEFAULT_USAGE_HOSTS = ("api.openai.com", ".openai.azure.com")
@@ -60,10 +62,14 @@ class Pipeline:
     usage_hosts: tuple[str, ...] = DEFAULT_USAGE_HOSTS
     capture_content: bool = False
     runtime: Any = None  # what init() started (servers, stores, providers), for shutdown()
+    options: RequestOptions = field(init=False)
+    all_sinks: tuple[Sink, ...] = field(init=False)
 
-    @property
-    def all_sinks(self) -> tuple[Sink, ...]:
-        return self.sinks + self.extra_sinks
+    def __post_init__(self) -> None:
+        # Derived once per pipeline rather than per call: what adapters see, and the whole fan-out list.
+        options = RequestOptions(usage_hosts=self.usage_hosts, capture_content=self.capture_content)
+        object.__setattr__(self, "options", options)
+        object.__setattr__(self, "all_sinks", self.sinks + self.extra_sinks)
 
     def replace(self, **changes: Any) -> Pipeline:
         return dataclasses.replace(self, **changes)

@@ -73,6 +73,9 @@ class LabelPolicy:
     # -- identity: privacy and length, at start ---------------------------------------------------------
     def identity(self, who: Attribution) -> Attribution:
         """The attribution as every output shows it: user hashed (if keyed), long values shortened."""
+        limit = self.max_length
+        if self.hash_key is None and all(v is None or len(v) <= limit for v in (who.user, who.feature, who.agent)):
+            return who  # nothing to change: no copy on the hot path
         user = who.user
         if user is not None and self.hash_key is not None:
             user = self.hash_user(user)

@@ -37,6 +37,8 @@ class BatchResultsAdapter:
             facts = _MESSAGES.response(get(result, "message"))
         else:
             error = get(get(result, "error"), "error") or get(result, "error")
-            facts = ResponseFacts(usage=Usage(source="reported"), error_type=str(get(error, "type") or kind or "unknown"))
+            facts = ResponseFacts(
+                usage=Usage(source="reported"), error_type=str(get(error, "type") or kind or "unknown")
+            )
         facts.response_id = given(get(item, "custom_id"))
         return facts
