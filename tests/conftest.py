@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from spendmeter import recorder
+from spendmeter import _contain, recorder
 from spendmeter.runtime import pipeline as pl
 from spendmeter.testing import CollectingSink
 
@@ -32,6 +32,7 @@ class TestPipeline:
 def pipeline():
     """A fresh, empty pipeline for this test; whatever was installed before is reinstalled afterwards."""
     recorder.drain()
+    _contain.reset()
     previous = pl.install(pl.Pipeline())
     yield TestPipeline()
     recorder.drain()

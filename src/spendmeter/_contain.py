@@ -65,6 +65,13 @@ def counts() -> dict[str, int]:
         return dict(_counts)
 
 
+def reset() -> None:
+    """Forget outages and counts (tests: each starts with nothing logged yet)."""
+    with _lock:
+        _failing.clear()
+        _counts.clear()
+
+
 def failing() -> frozenset[str]:
     """The kinds currently in an outage."""
     with _lock:

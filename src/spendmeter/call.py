@@ -69,8 +69,21 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class Step:
+    """One sampling step of a call that ran several (Anthropic `usage.iterations`), at the model that ran it."""
+
+    model: str
+    usage: Usage
+    kind: str = "message"  # message, compaction, advisor_message, fallback_message, ...
+
+
+@dataclass(frozen=True, slots=True)
 class Cost:
-    """USD per token class and in total, with where the prices came from."""
+    """USD per token class and in total, with where the prices came from.
+
+    `total` = input + cache_read + cache_write + output + tools, except when the provider reported what it
+    billed (`list_total` is then the list-price figure, and the classes are its split).
+    """
 
     input: Decimal
     cache_read: Decimal
@@ -80,6 +93,12 @@ class Cost:
     source: str  # e.g. "genai-prices 0.2.3" or "genai-prices 0.2.3+overrides:1a2b3c4d"
     price_entry: str  # the model/price entry that matched, for humans and audits
     currency: str = "USD"
+    tools: Decimal = Decimal(0)  # server-side tool fees (web search, file search, ...), inside `total`
+    tool_costs: tuple[tuple[str, Decimal], ...] = ()  # (tool, USD) per tool
+    # Set when the response reported the billed amount (OpenRouter `usage.cost`): what list prices say.
+    list_total: Decimal | None = None
+    # Per model, when steps ran at several models: (model, that model's Cost). Their totals sum to `total`.
+    parts: tuple[tuple[str, Cost], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +135,10 @@ class Call:
     error_type: str | None = None
     end_reason: EndReason | None = None
     usage: Usage = field(default_factory=Usage)
+    steps: tuple[Step, ...] = ()  # sampling steps, when the response reports several (their sum is `usage`)
+    tool_uses: tuple[tuple[str, int], ...] = ()  # billed server-side tool uses: (tool, count)
+    billed_cost: Decimal | None = None  # what the provider's response says it billed, when it says
+    billed_cost_source: str | None = None
     cost: Cost | Unpriced | None = None
     ended_at: datetime | None = None
     duration_s: float = 0.0
@@ -124,6 +147,7 @@ class Call:
     # values: what spans, the ledger and budgets show), `labels` at finish (bounded metric label values).
     identity: Attribution | None = None
     labels: Any = None  # telemetry.labels.Labels
+    model_labels: dict[str, Any] | None = None  # Labels per other model a step ran at (metric series)
     span: Any = field(default=None, repr=False)  # the OpenTelemetry span the spans sink opened at start
     # One latch per call, shared with a stream's finalizer: whoever acquires it finishes the call.
     once: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -18,6 +18,7 @@ from spendmeter import attribution
 from spendmeter._contain import contain
 from spendmeter.call import Attribution, Call, EndReason, Usage
 from spendmeter.errors import BudgetExceeded
+from spendmeter.providers import endpoints
 from spendmeter.providers.base import RequestFacts, RequestOptions, ResponseFacts
 from spendmeter.runtime.pipeline import Pipeline, current
 
@@ -162,6 +163,14 @@ def _finish(call: Call, facts: ResponseFacts | None, end_reason: EndReason) -> N
         if call.identity is None:
             call.identity = p.labels.identity(call.attribution)
         call.labels = p.labels.labels(call)
+        if call.steps:  # steps run by other models have series of their own, bounded by the same policy
+            others = {s.model for s in call.steps} - {call.model}
+            if others:
+                call.model_labels = {m: p.labels.labels(call, model=m) for m in sorted(others)}
+        if (call.stream and call.usage.source == "missing" and end_reason == "completed" and call.status == "ok"
+                and call.operation in ("chat", "text_completion")):
+            with contain("recorder.usage_hint"):
+                endpoints.warn_stream_usage_missing(call.server_address)
     for sink in p.all_sinks:
         with contain(_sink_kind(sink)):
             sink.on_call(call)
@@ -170,6 +179,9 @@ def _finish(call: Call, facts: ResponseFacts | None, end_reason: EndReason) -> N
 def apply_facts(call: Call, facts: ResponseFacts) -> None:
     """Write what the response said onto the call (the recorder is the only writer of `Call`)."""
     call.usage = facts.usage
+    call.steps = facts.steps
+    call.tool_uses = facts.tools
+    call.billed_cost, call.billed_cost_source = facts.billed_cost, facts.billed_cost_source
     call.response_model = facts.model or call.response_model
     call.response_id = facts.response_id or call.response_id
     call.service_tier = facts.service_tier or call.service_tier

@@ -27,6 +27,8 @@ def _begin(
     adapter: ProviderAdapter, resource: Any, kwargs: dict[str, Any], stream: bool = False
 ) -> tuple[Call, RequestFacts] | None:
     """Request facts → `recorder.start()`. None when we failed internally; BudgetExceeded passes through."""
+    if recorder.current_call.get() is not None:
+        return None  # made inside a call we already record (a LiteLLM call using the SDK): that is the one Call
     facts = None
     with contain("hook.request"):
         facts = adapter.request(resource, kwargs, recorder.options())
@@ -151,7 +153,7 @@ def attempt_hook(wrapped: Any, instance: Any, args: Any, kwargs: dict[str, Any])
 # -- results that are calls of their own (anthropic message batch results) -----------------------------------
 def _item_call(resource: Any, adapter: ItemsAdapter, item: Any) -> None:
     with contain("hook.result_item"):
-        call = recorder.start(adapter.item_request(resource, item), check_budget=False)
+        call = recorder.start(adapter.item_request(resource, item, recorder.options()), check_budget=False)
         if call is not None:
             recorder.finish(call, adapter.item_response(item))
 

@@ -95,6 +95,22 @@ def _results(sdk: str, module: str, adapter: Any) -> list[Patch]:
     ]
 
 
+def _litellm() -> list[Patch]:
+    from spendmeter.instrumentation import functions as fn
+    from spendmeter.providers import litellm as ll
+
+    rows: list[Patch] = []
+    for module, name, adapter in (
+        ("litellm.chat_completions.dispatch", "completion", ll.CHAT),
+        ("litellm.main", "text_completion", ll.TEXT_COMPLETION),
+        ("litellm.embeddings.dispatch", "embedding", ll.EMBEDDINGS),
+        ("litellm.responses.dispatch", "responses", ll.RESPONSES),
+    ):
+        for fname, hook in ((name, fn.library_hook(adapter)), ("a" + name, fn.async_library_hook(adapter))):
+            rows.append(fn.Deferred(fn.FunctionPatch("litellm", (module, "litellm", "litellm.main"), fname, hook)))
+    return rows
+
+
 _OAI = "openai.resources"
 _ANT = "anthropic.resources"
 _COMPLETIONS = ("Completions", "AsyncCompletions")
@@ -120,6 +136,8 @@ PATCHES: tuple[Patch, ...] = (
     *_results("anthropic", f"{_ANT}.messages.batches", anthropic.BATCH_RESULTS),
     *_results("anthropic", f"{_ANT}.beta.messages.batches", anthropic.BATCH_RESULTS),
     MethodPatch("anthropic", "anthropic._base_client", "BaseClient", "_build_request", hooks.attempt_hook),
+    # litellm: its public functions, patched when the application imports litellm (docs/litellm.md says why)
+    *_litellm(),
 )
 
 

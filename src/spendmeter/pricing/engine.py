@@ -21,7 +21,7 @@ from typing import Any
 
 from spendmeter.call import Call, Cost, Unpriced, Usage
 from spendmeter.pricing import catalog as cat
-from spendmeter.pricing.overrides import OverrideEntry, OverrideFile, Rates, load_override_file
+from spendmeter.pricing.overrides import OverrideEntry, OverrideFile, Rates, ToolRate, load_override_file
 
 log = logging.getLogger("spendmeter")
 
@@ -183,8 +183,40 @@ class PriceBook:
         return self._resolve(provider, model, tier_key, batch, day, when)[0]
 
     def price_call(self, call: Call) -> Cost | Unpriced:
-        return self.price(call.provider, call.model, call.usage, tier=call.service_tier, batch=call.batch,
-                          when=call.started_at)
+        """The whole call: steps at their own models, tool fees, a billed cost the response reported."""
+        from spendmeter.pricing.calls import price_call
+
+        return price_call(self, call)
+
+    def tool_rate(self, provider: str, tool: str, day: date) -> tuple[ToolRate, str] | None:
+        """The per-use rate of a server-side tool: the user's file, then ours; the provider id, then its
+        price family (Bedrock and Vertex sell Anthropic's tools at Anthropic's rates)."""
+        prov = (provider or "").strip().lower()
+        for name in dict.fromkeys((prov, cat.family_for(prov).name)):
+            for origin, file in (("user", self._user), ("overrides", self._shipped)):
+                for rate in (file.tools.get((name, tool), ()) if file is not None else ()):
+                    if rate.active(day):
+                        return rate, origin
+        return None
+
+    @property
+    def endpoint_providers(self) -> dict[str, str]:
+        """The prices file's `[providers]` table: endpoint -> provider (the user's file only)."""
+        return dict(self._user.providers) if self._user is not None else {}
+
+    def source_tag(self, origin: str) -> str:
+        """What `origin` ("overrides", "user") adds to a `Cost.source`."""
+        return self._source({origin}).removeprefix(self.base_source)
+
+    def knows_provider(self, provider: str) -> bool:
+        """Any price at all for this provider (genai-prices, our overrides or the user's file)?"""
+        prov = (provider or "").strip().lower()
+        fam = cat.family_for(prov)
+        if any(self._catalog.has_provider(g) for g in fam.genai_ids):
+            return True
+        files = [f for f in (self._shipped, self._user) if f is not None]
+        return any(e.provider in (prov, fam.name) for f in files for e in f.entries) or any(
+            p in (prov, fam.name) for f in files for (p, _t) in f.tools)
 
     # --- resolution, once per key ---------------------------------------------------------------------
 
@@ -218,9 +250,15 @@ class PriceBook:
             elif offer.long is not None and base is not None:
                 long, long_from = offer.long, offer  # patches only the calls above its threshold
         if base is None:
+            hint = ""
+            if not any(self._catalog.has_provider(g) for g in fam.genai_ids) and not offers:
+                # Usually an endpoint nobody mapped (its provider label is the host itself).
+                hint = (f"; {provider!r} is not a provider the price data knows: if it is an API endpoint, map "
+                        f"it with SPENDMETER_PROVIDERS=\"{provider}=<provider>\" or the prices file's "
+                        "[providers] table, and give its models prices there")
             return Unpriced(
                 f"no price for model {model!r} of provider {provider!r} in {self.base_source} or the "
-                f"overrides (looked up as {', '.join(names)})"), True
+                f"overrides (looked up as {', '.join(names)}){hint}"), True
 
         above = offers[base_level:]
         tags: list[str] = []

@@ -74,6 +74,21 @@ class BatchRule:
     checked: date | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ToolRate:
+    """USD per 1,000 uses of one server-side tool at one provider."""
+
+    per_1000: Decimal
+    key: str
+    source: str | None = None
+    checked: date | None = None
+    since: date | None = None
+    until: date | None = None
+
+    def active(self, day: date) -> bool:
+        return (self.since is None or self.since <= day) and (self.until is None or day < self.until)
+
+
 @dataclass(slots=True)
 class OverrideFile:
     path: str
@@ -82,6 +97,8 @@ class OverrideFile:
     provider_discounts: dict[str, Decimal] = field(default_factory=dict)
     model_discounts: dict[str, Decimal] = field(default_factory=dict)
     batch: dict[str, BatchRule] = field(default_factory=dict)
+    tools: dict[tuple[str, str], list[ToolRate]] = field(default_factory=dict)  # (provider, tool) -> rates
+    providers: dict[str, str] = field(default_factory=dict)  # endpoint (host[:port][/path]) -> provider id
     _by_name: dict[str, list[OverrideEntry]] = field(default_factory=dict)
 
     def index(self) -> None:
@@ -143,7 +160,7 @@ def load_override_file(path: str | os.PathLike[str], *, shipped: bool = False) -
 def parse_overrides(data: Any, *, file: str, shipped: bool = False) -> OverrideFile:
     v = _Validator(file, shipped)
     top = v.table(data, "")
-    v.only(top, "", ("models", "discounts", "batch"))
+    v.only(top, "", ("models", "discounts", "batch", "tools", "providers"))
     out = OverrideFile(path=file, digest="")
     for name, body in v.table(top.get("models", {}), "models").items():
         items = body if isinstance(body, list) else [body]
@@ -157,6 +174,19 @@ def parse_overrides(data: Any, *, file: str, shipped: bool = False) -> OverrideF
             target[str(name).strip().lower()] = v.multiplier(value, f"discounts.{kind}.{name}")
     for fam, rule in v.table(top.get("batch", {}), "batch").items():
         out.batch[str(fam).lower()] = v.batch_rule(rule, f"batch.{fam}")
+    for provider, tools in v.table(top.get("tools", {}), "tools").items():
+        for tool, body in v.table(tools, f"tools.{provider}").items():
+            items = body if isinstance(body, list) else [body]
+            key = f"tools.{provider}.{tool}"
+            rates = [v.tool_rate(item, key + (f"[{i}]" if isinstance(body, list) else ""))
+                     for i, item in enumerate(items)]
+            out.tools[(str(provider).strip().lower(), str(tool).strip().lower())] = rates
+    for where, provider in v.table(top.get("providers", {}), "providers").items():
+        if not isinstance(provider, str) or not provider.strip():
+            raise v.fail(f"providers.{where}", f"expected a provider name such as 'openai', got {_show(provider)}")
+        # Kept as written (lower-cased); runtime normalizes endpoints and provider spellings when it merges
+        # this with SPENDMETER_PROVIDERS (pricing sits below the provider layer and does not import it).
+        out.providers[str(where).strip().lower()] = provider.strip().lower()
     out.index()
     return out
 
@@ -285,6 +315,22 @@ class _Validator:
             until=until,
             source=source,
             checked=checked,
+        )
+
+    def tool_rate(self, value: Any, key: str) -> ToolRate:
+        t = self.table(value, key)
+        self.only(t, key, ("per_1000", "since", "until", "source", "checked"))
+        if "per_1000" not in t:
+            raise self.fail(f"{key}.per_1000", "missing: USD per 1,000 uses, e.g. per_1000 = 10")
+        source = t.get("source")
+        checked = self.day(t["checked"], f"{key}.checked") if "checked" in t else None
+        if self.shipped and (not isinstance(source, str) or not source.startswith("https://") or checked is None):
+            raise self.fail(key, "shipped tool rates need a 'source' https URL and a 'checked' date")
+        return ToolRate(
+            self.number(t["per_1000"], f"{key}.per_1000"), key, source if isinstance(source, str) else None,
+            checked,
+            self.day(t["since"], f"{key}.since") if "since" in t else None,
+            self.day(t["until"], f"{key}.until") if "until" in t else None,
         )
 
     def batch_rule(self, value: Any, key: str) -> BatchRule:

@@ -12,11 +12,12 @@ Hooks (spendmeter.instrument) are provider-blind: they call these three and hand
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Protocol
 
-from spendmeter.call import Usage
+from spendmeter.call import Step, Usage
 
 
 @dataclass(slots=True)
@@ -45,14 +46,21 @@ class ResponseFacts:
     service_tier: str | None = None
     finish_reasons: tuple[str, ...] = ()
     error_type: str | None = None  # the response says the call failed (a stream's error event, ...)
+    # Several sampling steps in one call (Anthropic `usage.iterations`): each with its own model and usage.
+    # `usage` is then their sum; pricing prices each step at its own model.
+    steps: tuple[Step, ...] = ()
+    tools: tuple[tuple[str, int], ...] = ()  # billed server-side tool uses: (tool, count), e.g. web_search
+    billed_cost: Decimal | None = None  # USD the response itself says it was billed (OpenRouter usage.cost)
+    billed_cost_source: str | None = None  # where that figure came from, e.g. "openrouter usage.cost"
 
 
 @dataclass(frozen=True, slots=True)
 class RequestOptions:
     """What the pipeline tells adapters about the request side."""
 
-    usage_hosts: tuple[str, ...] = ()  # hosts that accept `stream_options.include_usage`
+    usage_hosts: tuple[str, ...] = ()  # hosts that accept `stream_options.include_usage`, beyond the table's
     capture_content: bool = False
+    providers: Mapping[str, str] = field(default_factory=dict)  # the user's endpoint -> provider mapping
 
 
 class Accumulator(Protocol):
@@ -78,6 +86,6 @@ class ItemsAdapter(Protocol):
 
     operation: str
 
-    def item_request(self, resource: Any, item: Any) -> RequestFacts: ...
+    def item_request(self, resource: Any, item: Any, options: RequestOptions | None = None) -> RequestFacts: ...
 
     def item_response(self, item: Any) -> ResponseFacts: ...

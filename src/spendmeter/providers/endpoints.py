@@ -1,52 +1,195 @@
 """Provider identity from the endpoint a client talks to, not from the client's class.
 
-`provider_for(host, default)` looks the API host up in the built-in table (exact hosts, and suffixes written
-with a leading dot), then in the user's mapping; a host in neither gets `default`. The ids are the
-OpenTelemetry `gen_ai.provider.name` values where the conventions define one, else the price data's ids.
+`identify(host, port, path, user_map)` looks the API endpoint up in the user's mapping first, then in the
+built-in table `ENDPOINTS` (exact hosts, `.suffix` entries, optionally `:port` and a `/path` prefix; the most
+specific match wins). An endpoint in neither is *unknown*: its provider is the endpoint itself
+(`host`, or `host:port` when the URL names a port), shortened to the label length and counted under the
+provider label cap like any provider. It is never priced at anybody's rates until the user maps it.
+
+Provider ids are the OpenTelemetry `gen_ai.provider.name` values where the conventions define one
+(`openai`, `azure.ai.openai`, `x_ai`, `mistral_ai`, `gcp.gemini`, ...), else the price data's ids
+(`openrouter`, `cerebras`, `together`, `fireworks`, `moonshotai`, `zai`). `canonical()` turns the price
+data's spellings (`x-ai`, `mistral`, `google`, ...) into these, so a user mapping may use either.
+
+Each row also says how a chat stream there reports usage (`stream_usage`): `"ask"` = the host accepts
+`stream_options.include_usage`, so we add it (and hide the extra chunk); `"always"` = it sends usage
+unasked (never add anything); `None` = not known (we add nothing; the call is `usage="missing"` unless the
+server volunteers usage, and one warning per host says how to enable it).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
+
+log = logging.getLogger("spendmeter")
 
 OPENAI = "openai"
 AZURE = "azure.ai.openai"
 ANTHROPIC = "anthropic"
 BEDROCK = "aws.bedrock"
 VERTEX = "gcp.vertex_ai"
+GEMINI = "gcp.gemini"
 
-# host (or ".suffix") -> provider id
-HOSTS: Mapping[str, str] = {
-    "api.openai.com": OPENAI,
-    ".openai.azure.com": AZURE,
-    ".services.ai.azure.com": AZURE,
-    ".cognitiveservices.azure.com": AZURE,
-    "api.anthropic.com": ANTHROPIC,
+StreamUsage = Literal["ask", "always"] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One row of the built-in table: where (`host`, `.suffix`, optional `/path` prefix) → which provider."""
+
+    where: str
+    provider: str
+    stream_usage: StreamUsage = None
+    docs: str = ""  # the provider's API reference the row (and its stream_usage) was read from
+
+
+# Read from each provider's OpenAI-compatible API reference (checked 2026-12-01). `stream_usage` is what the
+# reference says about `stream_options.include_usage` / usage in the last chunk.
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("api.openai.com", OPENAI, "ask", "https://platform.openai.com/docs/api-reference/chat"),
+    Endpoint(".openai.azure.com", AZURE, "ask", "https://learn.microsoft.com/azure/ai-foundry/openai/reference"),
+    Endpoint(".services.ai.azure.com", AZURE, "ask", "https://learn.microsoft.com/azure/ai-foundry/openai/reference"),
+    Endpoint(".cognitiveservices.azure.com", AZURE, "ask",
+             "https://learn.microsoft.com/azure/ai-foundry/openai/reference"),
+    Endpoint("api.anthropic.com", ANTHROPIC, None, "https://docs.anthropic.com/en/api/messages"),
+    Endpoint("openrouter.ai", "openrouter", "always", "https://openrouter.ai/docs/use-cases/usage-accounting"),
+    Endpoint("api.groq.com", "groq", "ask", "https://console.groq.com/docs/api-reference"),
+    Endpoint("api.deepseek.com", "deepseek", "ask", "https://api-docs.deepseek.com/api/create-chat-completion"),
+    Endpoint("api.mistral.ai", "mistral_ai", "always", "https://docs.mistral.ai/api/"),
+    Endpoint("api.cerebras.ai", "cerebras", "ask", "https://inference-docs.cerebras.ai/api-reference/chat-completions"),
+    Endpoint("api.together.xyz", "together", "always", "https://docs.together.ai/reference/chat-completions-1"),
+    Endpoint("api.together.ai", "together", "always", "https://docs.together.ai/reference/chat-completions-1"),
+    Endpoint("api.fireworks.ai", "fireworks", "always", "https://docs.fireworks.ai/api-reference/post-chatcompletions"),
+    Endpoint("api.x.ai", "x_ai", "ask", "https://docs.x.ai/docs/api-reference"),
+    Endpoint("api.perplexity.ai", "perplexity", "always", "https://docs.perplexity.ai/api-reference/chat-completions-post"),
+    Endpoint("api.moonshot.ai", "moonshotai", "always", "https://platform.moonshot.ai/docs/api/chat"),
+    Endpoint("api.moonshot.cn", "moonshotai", "always", "https://platform.moonshot.cn/docs/api/chat"),
+    Endpoint("api.z.ai", "zai", "always", "https://docs.z.ai/api-reference/llm/chat-completion"),
+    Endpoint("open.bigmodel.cn", "zhipuai", "always", "https://docs.bigmodel.cn/api-reference"),
+    Endpoint("generativelanguage.googleapis.com", GEMINI, "ask", "https://ai.google.dev/gemini-api/docs/openai"),
+)
+
+# The price data's provider ids (and a few common spellings) -> our provider ids.
+_ALIASES: Mapping[str, str] = {
+    "x-ai": "x_ai", "xai": "x_ai", "mistral": "mistral_ai", "google": GEMINI, "gemini": GEMINI,
+    "azure": AZURE, "azure-openai": AZURE, "bedrock": BEDROCK, "aws": BEDROCK, "vertex": VERTEX,
+    "moonshot": "moonshotai", "z.ai": "zai", "together.ai": "together",
 }
+
+
+def canonical(provider: str) -> str:
+    name = provider.strip().lower()
+    return _ALIASES.get(name, name)
+
+
+def known_providers() -> frozenset[str]:
+    """Every provider id the built-in table can produce (with Bedrock and Vertex, which come from clients)."""
+    return frozenset({e.provider for e in ENDPOINTS} | {BEDROCK, VERTEX})
+
+
+def parse_mapping(text: str) -> dict[str, str]:
+    """`"host=provider,host2:8000=provider2"` -> dict. Raises ValueError naming the bad entry."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        where, sep, provider = part.partition("=")
+        if not sep or not where.strip() or not provider.strip():
+            raise ValueError(f"expected host=provider pairs such as 'localhost:11434=ollama', got {part!r}")
+        out[normalize_where(where)] = canonical(provider)
+    return out
+
+
+def normalize_where(where: str) -> str:
+    text = where.strip().lower()
+    for scheme in ("https://", "http://"):
+        if text.startswith(scheme):
+            text = text[len(scheme):]
+    return text.rstrip("/")
+
+
+# -- matching --------------------------------------------------------------------------------------------------
+def _split(where: str) -> tuple[str, int | None, str]:
+    hostport, slash, path = where.partition("/")
+    host, colon, port = hostport.rpartition(":") if hostport.count(":") == 1 else (hostport, "", "")
+    if not colon or not port.isdigit():
+        host, port = hostport, ""
+    return host, (int(port) if port else None), ("/" + path.strip("/")) if slash and path.strip("/") else ""
+
+
+def _score(where: str, host: str, port: int | None, path: str) -> int:
+    """How specifically `where` matches the endpoint (0: not at all). Exact host > suffix; port, path add."""
+    w_host, w_port, w_path = _split(where)
+    if w_host.startswith("."):
+        if not host.endswith(w_host):
+            return 0
+        score = len(w_host)
+    elif w_host == host:
+        score = 1000 + len(w_host)
+    else:
+        return 0
+    if w_port is not None:
+        if w_port != port:
+            return 0
+        score += 10_000
+    if w_path:
+        if not (path == w_path or path.startswith(w_path + "/")):
+            return 0
+        score += 100 * len(w_path)
+    return score
+
+
+def match(host: str, port: int | None, path: str, table: Mapping[str, Any]) -> Any:
+    """The value of the most specific entry of `table` matching the endpoint, or None."""
+    host = host.lower().rstrip(".")
+    path = "/" + path.strip("/") if path.strip("/") else ""
+    best: tuple[int, Any] | None = None
+    for where, value in table.items():
+        score = _score(where, host, port, path)
+        if score and (best is None or score > best[0]):
+            best = (score, value)
+    return best[1] if best else None
+
+
+_TABLE: Mapping[str, Endpoint] = {e.where: e for e in ENDPOINTS}
+HOSTS: Mapping[str, str] = {e.where: e.provider for e in ENDPOINTS}  # where -> provider id
 
 
 def match_host(host: str, table: Mapping[str, str]) -> str | None:
     """The value for `host` in a table of exact hosts and `.suffix` entries (the longest suffix wins)."""
-    host = host.lower().rstrip(".")
-    found = table.get(host)
-    if found is not None:
-        return found
-    best: tuple[int, str] | None = None
-    for key, value in table.items():
-        if key.startswith(".") and host.endswith(key) and (best is None or len(key) > best[0]):
-            best = (len(key), value)
-    return best[1] if best else None
+    return match(host, None, "", table)
 
 
-def provider_for(host: str | None, default: str, user_map: Mapping[str, str] | None = None) -> str:
+def endpoint_of(host: str | None, port: int | None = None, path: str = "") -> Endpoint | None:
+    return match(host, port, path, _TABLE) if host else None
+
+
+def unknown_label(host: str, port: int | None) -> str:
+    """The provider label of an endpoint nobody mapped: the host, with the port when the URL names one."""
+    return f"{host.lower()}:{port}" if port is not None else host.lower()
+
+
+def identify(host: str | None, port: int | None, path: str, default: str,
+             user_map: Mapping[str, str] | None = None) -> str:
+    """The provider behind an endpoint: the user's mapping, else the table, else the endpoint's own label.
+
+    `default` is used only when the client has no base URL at all (nothing to identify).
+    """
     if not host:
         return default
     if user_map:
-        found = match_host(host, user_map)
+        found = match(host, port, path, user_map)
         if found is not None:
-            return found
-    return match_host(host, HOSTS) or default
+            return str(found)
+    row = endpoint_of(host, port, path)
+    return row.provider if row is not None else unknown_label(host, port)
+
+
+def provider_for(host: str | None, default: str, user_map: Mapping[str, str] | None = None) -> str:
+    """Kept for callers that only have a host: like `identify` without port or path."""
+    return identify(host, None, "", default, user_map)
 
 
 def client_of(resource: Any) -> Any:
@@ -61,8 +204,36 @@ def host_port_of(client: Any) -> tuple[str | None, int | None]:
     return (str(host) if host else None), (int(port) if isinstance(port, int) else None)
 
 
+def endpoint_parts(client: Any) -> tuple[str | None, int | None, str]:
+    """(host, explicit port or None, base path) of the client's base URL."""
+    host, port = host_port_of(client)
+    path = getattr(getattr(client, "base_url", None), "path", "") or ""
+    return host, port, str(path)
+
+
 def host_in(host: str | None, hosts: tuple[str, ...]) -> bool:
     """`host` is one of `hosts` (exact, or under a `.suffix` entry)."""
     if not host:
         return False
     return any(host == h or (h.startswith(".") and host.endswith(h)) for h in hosts)
+
+
+# -- streams without usage -------------------------------------------------------------------------------------
+_warned_hosts: set[str] = set()
+_warn_lock = threading.Lock()
+_WARN_LIMIT = 1000  # arbitrary hosts must not grow memory forever
+
+
+def warn_stream_usage_missing(host: str | None) -> None:
+    """Once per host: a completed chat stream reported no usage; say how to get it."""
+    key = host or "?"
+    if key in _warned_hosts:
+        return
+    with _warn_lock:
+        if key in _warned_hosts or len(_warned_hosts) >= _WARN_LIMIT:
+            return
+        _warned_hosts.add(key)
+    log.warning(
+        "spendmeter: chat streams to %s report no usage, so they are recorded with usage=\"missing\" and no "
+        "cost. If the server accepts stream_options.include_usage, add it to SPENDMETER_USAGE_HOSTS "
+        "(or init(usage_hosts=...)), or pass stream_options={\"include_usage\": True} yourself.", key)

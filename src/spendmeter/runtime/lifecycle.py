@@ -15,11 +15,13 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from spendmeter._contain import report
 from spendmeter.errors import ConfigError
 from spendmeter.instrumentation import patches
 from spendmeter.runtime import pipeline as pl
@@ -144,7 +146,9 @@ def _build(rt: Runtime, previous: Runtime | None, tracer_provider: Any, meter_pr
 
 
 def _server(rt: Runtime, previous: Runtime | None) -> Any:
-    from spendmeter.server import MetricsServer
+    import ssl
+
+    from spendmeter.server import Access, MetricsServer, tls_context
 
     s = rt.settings
     old = previous.server if previous is not None else None
@@ -161,8 +165,13 @@ def _server(rt: Runtime, previous: Runtime | None) -> Any:
     if old is not None and (old.bind_host, old.bind_port) == (s.prometheus_host, s.prometheus_port):
         old.stop()  # same address, another registry: free the port first
         previous.server = None  # type: ignore[union-attr]
+    access = Access.for_bind(s.prometheus_host, s.allowed_hosts, s.metrics_auth)
     try:
-        return MetricsServer(s.prometheus_host, s.prometheus_port, registry=rt.registry).start()
+        tls = tls_context(s.tls_cert, s.tls_key) if s.tls_cert else None
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the TLS certificate {s.tls_cert!r}: {exc}", key=st.ENV_TLS_CERT) from None
+    try:
+        return MetricsServer(s.prometheus_host, s.prometheus_port, registry=rt.registry, access=access, tls=tls).start()
     except OSError as exc:
         raise ConfigError(
             f"cannot serve /metrics on {s.prometheus_host}:{s.prometheus_port}: {exc.strerror}; choose another "
@@ -215,7 +224,7 @@ def _otlp_providers(
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        owned_tp = TracerProvider(resource=resource)
+        owned_tp = TracerProvider(resource=resource, shutdown_on_exit=False)  # our shutdown() does it, bounded
         owned_tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces")))
     if meter_provider is None and not _global_meter_provider_set():
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -223,7 +232,7 @@ def _otlp_providers(
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
         reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{base}/v1/metrics"))
-        owned_mp = MeterProvider(resource=resource, metric_readers=[reader])
+        owned_mp = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False)
     return owned_tp, owned_mp
 
 
@@ -237,13 +246,30 @@ def _close(rt: Runtime, keep: Runtime | None) -> None:
         ("ledger", rt.ledger, kept.ledger, lambda x: x.close()),  # writes the rows still queued
         *(("otel", p, None, lambda x: x.shutdown()) for p in rt.owned_providers),
     )
+    # Each part closes in its own daemon thread, all within one deadline: an unreachable OTLP endpoint or a
+    # frozen database must not hold the host's exit for the exporters' own (much longer) retry budgets.
+    threads = []
     for what, part, taken_over, close in steps:
         if part is None or part is taken_over:
             continue
-        try:
-            close(part)
-        except Exception:
-            log.warning("spendmeter: closing the %s failed", what, exc_info=True)
+        thread = threading.Thread(target=_close_one, args=(what, part, close), name=f"spendmeter-close-{what}")
+        thread.daemon = True
+        thread.start()
+        threads.append((what, thread))
+    deadline = time.monotonic() + rt.settings.shutdown_timeout_s
+    for what, thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            log.warning("spendmeter: closing the %s did not finish within %.1fs; left behind", what,
+                        rt.settings.shutdown_timeout_s)  # fmt: skip
+            report("shutdown.timeout")
+
+
+def _close_one(what: str, part: Any, close: Any) -> None:
+    try:
+        close(part)
+    except Exception:
+        log.warning("spendmeter: closing the %s failed", what, exc_info=True)
 
 
 def shutdown() -> None:

@@ -28,12 +28,18 @@ ENV_LABEL_MAX_LENGTH = "SPENDMETER_LABEL_MAX_LENGTH"  # default 64
 ENV_USAGE_HOSTS = "SPENDMETER_USAGE_HOSTS"  # hosts where streams get stream_options.include_usage added
 ENV_OTLP_ENDPOINT = "SPENDMETER_OTLP_ENDPOINT"  # falls back to OTEL_EXPORTER_OTLP_ENDPOINT
 ENV_LEDGER = "SPENDMETER_LEDGER"  # per-call ledger: a SQLite path, sqlite:///file.db or postgresql://...
+ENV_ALLOWED_HOSTS = "SPENDMETER_ALLOWED_HOSTS"  # Host names /metrics answers to besides loopback ones
+ENV_METRICS_AUTH = "SPENDMETER_METRICS_AUTH"  # "user:password": basic auth on /metrics and the JSON API
+ENV_TLS_CERT = "SPENDMETER_TLS_CERT"  # PEM certificate (chain) file: serve /metrics over HTTPS
+ENV_TLS_KEY = "SPENDMETER_TLS_KEY"  # its private key file, when not in the certificate file
+ENV_SHUTDOWN_TIMEOUT = "SPENDMETER_SHUTDOWN_TIMEOUT"  # seconds shutdown() may take in all, default 5
 OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
 OTEL_EXPORTER_OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 OTEL_CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
 DEFAULT_PORT = 9464
 DEFAULT_HOST = "127.0.0.1"
+DEFAULT_SHUTDOWN_TIMEOUT_S = 5.0
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -53,6 +59,11 @@ class Settings:
     label_max_length: int = DEFAULT_MAX_LENGTH
     hash_users_key: bytes | None = None
     usage_hosts: tuple[str, ...] = DEFAULT_USAGE_HOSTS
+    allowed_hosts: tuple[str, ...] = ()
+    metrics_auth: tuple[str, str] | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
 
 
 def _flag(env: Mapping[str, str], *names: str) -> bool | None:
@@ -118,6 +129,11 @@ def resolve(
     usage_hosts: tuple[str, ...] | None = None,
     serve_metrics: bool = True,
     ledger: str | os.PathLike[str] | None = None,
+    allowed_hosts: tuple[str, ...] | None = None,
+    metrics_auth: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    shutdown_timeout_s: float | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """The settings `init()` runs with: arguments first, then the environment, then the defaults."""
@@ -138,6 +154,8 @@ def resolve(
     if usage_hosts is None:
         usage_hosts = _hosts(env[ENV_USAGE_HOSTS]) if env.get(ENV_USAGE_HOSTS) else DEFAULT_USAGE_HOSTS
     endpoint = otlp_endpoint or env.get(ENV_OTLP_ENDPOINT) or env.get(OTEL_EXPORTER_OTLP_ENDPOINT) or None
+    if tls_key and not tls_cert and not env.get(ENV_TLS_CERT):
+        raise ConfigError("a TLS key without a certificate; set the certificate too", key=ENV_TLS_CERT)
     if endpoint is not None and not endpoint.startswith(("http://", "https://")):
         raise ConfigError(f"expected an http:// or https:// URL, got {endpoint!r}", key="otlp_endpoint")
     return Settings(
@@ -154,7 +172,39 @@ def resolve(
         label_max_length=int(length_text),
         hash_users_key=key.encode() if key else None,
         usage_hosts=tuple(usage_hosts),
+        allowed_hosts=tuple(allowed_hosts) if allowed_hosts is not None else _hosts(env.get(ENV_ALLOWED_HOSTS, "")),
+        metrics_auth=_auth(metrics_auth if metrics_auth is not None else env.get(ENV_METRICS_AUTH)),
+        tls_cert=_readable(tls_cert or env.get(ENV_TLS_CERT) or None, ENV_TLS_CERT),
+        tls_key=_readable(tls_key or env.get(ENV_TLS_KEY) or None, ENV_TLS_KEY),
+        shutdown_timeout_s=_seconds(shutdown_timeout_s, env.get(ENV_SHUTDOWN_TIMEOUT), ENV_SHUTDOWN_TIMEOUT),
     )
+
+
+def _auth(text: str | None) -> tuple[str, str] | None:
+    if not text:
+        return None
+    user, sep, password = text.partition(":")
+    if not sep or not user or not password:
+        raise ConfigError("expected user:password (both non-empty)", key=ENV_METRICS_AUTH)  # never echo it
+    return user, password
+
+
+def _readable(path: str | None, key: str) -> str | None:
+    if path is not None and not os.access(path, os.R_OK):
+        raise ConfigError(f"cannot read {path!r}; give a readable PEM file", key=key)
+    return path
+
+
+def _seconds(value: float | None, text: str | None, key: str) -> float:
+    if value is None and not text:
+        return DEFAULT_SHUTDOWN_TIMEOUT_S
+    try:
+        seconds = float(value if value is not None else text)  # type: ignore[arg-type]
+    except ValueError:
+        raise ConfigError(f"expected a number of seconds, got {text!r}", key=key) from None
+    if not 0 < seconds <= 600:
+        raise ConfigError(f"expected seconds between 0 and 600, got {seconds:g}", key=key)
+    return seconds
 
 
 def _path(value: str | os.PathLike[str] | None) -> str | None:

@@ -3,6 +3,16 @@ as a WSGI app mounted in the application's server (gunicorn workers in multiproc
 
 from __future__ import annotations
 
-from spendmeter.server.http import MetricsServer, before_scrape, budget_status, scrape_registry, wsgi_metrics_app
+from spendmeter.server.http import MetricsServer, tls_context, wsgi_metrics_app
+from spendmeter.server.routes import Access, before_scrape, budget_status, respond, scrape_registry
 
-__all__ = ["MetricsServer", "before_scrape", "budget_status", "scrape_registry", "wsgi_metrics_app"]
+__all__ = [
+    "Access",
+    "MetricsServer",
+    "before_scrape",
+    "budget_status",
+    "respond",
+    "scrape_registry",
+    "tls_context",
+    "wsgi_metrics_app",
+]

@@ -1,35 +1,73 @@
-"""`/metrics` for Prometheus, and a small JSON API (`/api/budgets`, `/healthz`), on 127.0.0.1 by default.
+"""spendmeter's own small HTTP server for `/metrics` and the JSON API, on 127.0.0.1:9464 by default.
 
-Before each scrape we drain calls whose streams were garbage-collected and refresh the budget gauges, so
-a scrape always sees every finished call. With `PROMETHEUS_MULTIPROC_DIR` set, the scrape merges every
-worker's files (prometheus_client multiprocess mode): one scrape, the sum over workers.
+It stays small and safe next to the host application:
+- a bounded pool of handler threads (a request beyond it gets 503 at once, never a new thread);
+- a read/idle timeout on every connection, so idle or slow clients cannot hold a thread;
+- the Host allow-list and optional basic auth of `routes.Access`, optional TLS (an `ssl` context from a
+  certificate and key file);
+- client disconnects are not errors (no traceback on the host's stderr); other failures are contained and
+  counted like every other failure of ours.
+
+prometheus_client's `start_http_server` offers TLS too, but it serves `/metrics` alone; we serve the JSON API
+on the same port, so we keep the stdlib server and reuse prometheus_client's exposition (`generate_latest`).
 """
 
 from __future__ import annotations
 
-import json
-import os
+import socket
+import ssl
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
-from spendmeter import recorder
-from spendmeter._contain import contain
-from spendmeter.runtime.pipeline import current
+from spendmeter._contain import report
+from spendmeter.server.routes import Access, respond, scrape_registry
+
+DEFAULT_MAX_THREADS = 8
+DEFAULT_TIMEOUT_S = 10.0
+_QUIET = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, socket.timeout, TimeoutError, ssl.SSLError)
 
 
-def scrape_registry(registry: CollectorRegistry | None = None) -> CollectorRegistry:
-    """The registry to expose: every worker's values in multiprocess mode, else the given/global one."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir"):
-        from prometheus_client import multiprocess
+class _BoundedServer(HTTPServer):
+    daemon_threads = True
+    # A listening backlog beyond the pool: connections wait in the kernel, not in our threads.
+    request_queue_size = 64
 
-        merged = CollectorRegistry()
-        multiprocess.MultiProcessCollector(merged)
-        return merged
-    return registry if registry is not None else REGISTRY
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_threads: int) -> None:
+        self._slots = threading.BoundedSemaphore(max_threads)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            _refuse(request)
+            self.shutdown_request(request)
+            return
+        thread = threading.Thread(target=self._serve, args=(request, client_address), daemon=True)
+        thread.start()
+
+    def _serve(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception as exc:
+            self.handle_error(request, client_address, exc)
+        finally:
+            self.shutdown_request(request)
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any, exc: BaseException | None = None) -> None:
+        if exc is None or not isinstance(exc, _QUIET):
+            report("server.connection")  # logged once per outage, counted; never printed raw to stderr
+
+
+def _refuse(request: Any) -> None:
+    try:
+        request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    except OSError:
+        pass
 
 
 class MetricsServer:
@@ -38,11 +76,20 @@ class MetricsServer:
         host: str = "127.0.0.1",
         port: int = 9464,
         registry: CollectorRegistry | None = None,
+        *,
+        access: Access | None = None,
+        tls: ssl.SSLContext | None = None,
+        max_threads: int = DEFAULT_MAX_THREADS,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         self.registry = registry
         self.bind_host, self.bind_port = host, port  # as asked (port 0: any free one)
-        self._server = ThreadingHTTPServer((host, port), self._handler())
-        self._server.daemon_threads = True
+        self.access = access or Access.for_bind(host)
+        self.timeout_s = timeout_s
+        self.tls = tls
+        self._server = _BoundedServer((host, port), self._handler(), max_threads)
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, name="spendmeter-metrics", daemon=True)
 
     @property
@@ -55,7 +102,7 @@ class MetricsServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def start(self) -> MetricsServer:
         self._thread.start()
@@ -69,25 +116,29 @@ class MetricsServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                if path == "/metrics":
-                    before_scrape()
-                    body = generate_latest(scrape_registry(server.registry))
-                    self._send(200, CONTENT_TYPE_LATEST, body)
-                elif path == "/api/budgets":
-                    self._send(200, "application/json", json.dumps(budget_status(), default=str).encode())
-                elif path in ("/healthz", "/"):
-                    self._send(200, "text/plain; charset=utf-8", b"ok\n")
-                else:
-                    self._send(404, "text/plain; charset=utf-8", b"not found\n")
+            timeout = server.timeout_s  # applies to every read: request line, headers, keep-alive idle
 
-            def _send(self, code: int, content_type: str, body: bytes) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
+            def do_GET(self) -> None:
+                self._answer(head=False)
+
+            def do_HEAD(self) -> None:
+                self._answer(head=True)
+
+            def do_POST(self) -> None:
+                self._answer(head=False)
+
+            def _answer(self, head: bool) -> None:
+                url = urlsplit(self.path)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                response = respond(self.command, url.path, parse_qs(url.query), headers, server.access, server.registry)
+                self.send_response(response.status)
+                self.send_header("Content-Type", response.content_type)
+                self.send_header("Content-Length", str(len(response.body)))
+                for name, value in response.headers:
+                    self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(body)
+                if not head:
+                    self.wfile.write(response.body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -95,23 +146,29 @@ class MetricsServer:
         return Handler
 
 
-def before_scrape() -> None:
-    """Finish calls whose streams were garbage-collected, and refresh the budget gauges from the store."""
-    with contain("server.before_scrape"):
-        recorder.drain()
-        guard = current().guard
-        if guard is not None:
-            guard.refresh_gauges()
-
-
-def budget_status() -> list[dict[str, Any]]:
-    guard = current().guard
-    return [] if guard is None else [s.as_dict() for s in guard.status()]
+def tls_context(certfile: str, keyfile: str | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile)
+    return context
 
 
 def wsgi_metrics_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-    """`/metrics` as a WSGI app, for serving it from inside gunicorn/uwsgi workers (multiprocess mode)."""
-    before_scrape()
-    body = generate_latest(scrape_registry())
-    start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))])
-    return [body]
+    """`/metrics` (and the JSON API) as a WSGI app, for serving from inside gunicorn/uwsgi workers
+    (multiprocess mode). Mounted on any path: a request for a path we do not serve gets `/metrics`."""
+    from spendmeter.server.routes import ROUTES
+
+    path = environ.get("PATH_INFO") or "/"
+    if path == "/" or path not in ROUTES:
+        path = "/metrics"  # mounted at /metrics (PATH_INFO empty or "/"), or a route of the app's own
+    headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+    response = respond(
+        environ.get("REQUEST_METHOD", "GET"), path, parse_qs(environ.get("QUERY_STRING", "")), headers, Access()
+    )
+    start_response(
+        f"{response.status} {'OK' if response.status == 200 else 'Error'}",
+        [("Content-Type", response.content_type), ("Content-Length", str(len(response.body))), *response.headers],
+    )
+    return [response.body]
+
+
+__all__ = ["MetricsServer", "generate_latest", "scrape_registry", "tls_context", "wsgi_metrics_app"]

@@ -2,8 +2,9 @@
 
 Instruments are created once, in the constructor; names, units and the Prometheus names a Collector gives
 them are tabled in docs/telemetry.md. In short: `llm_cost_usd`, `llm_tokens`, `llm_reasoning_tokens`,
-`llm_requests`, `llm_unpriced_requests` (counters -> `..._total`), `llm_request_duration_seconds`, and the
-GenAI semconv histograms `gen_ai.client.token.usage` and `gen_ai.client.operation.duration`.
+`llm_requests`, `llm_unpriced_requests`, `llm_tool_uses` (counters -> `..._total`),
+`llm_request_duration_seconds`, and the GenAI semconv histograms `gen_ai.client.token.usage` and
+`gen_ai.client.operation.duration`.
 
 Instruments are built from the metric contract (telemetry.contract) and take the label values the pipeline
 computed for the call (`call.labels`), so the series match `/metrics` label for label, hashed and capped the
@@ -57,6 +58,7 @@ class OtelMetricsSink:
         self._requests = _instrument(meter, c.REQUESTS)
         self._duration = _instrument(meter, c.DURATION)
         self._unpriced = _instrument(meter, c.UNPRICED)
+        self._tool_uses = _instrument(meter, c.TOOL_USES)
         self._token_usage = meter.create_histogram(
             sc.GEN_AI_CLIENT_TOKEN_USAGE,
             unit="{token}",
@@ -75,14 +77,18 @@ class OtelMetricsSink:
         who = dict(zip(c.SERIES, labels.values, strict=True))
         m = c.measurements(call)
         self._requests.add(1, {**who, "status": m.status, "usage": m.usage})
-        if m.cost_usd is not None:
-            self._cost.add(m.cost_usd, who)
-        elif m.unpriced:
+        if m.unpriced:
             self._unpriced.add(1, {"provider": who["provider"], "model": who["model"]})
-        for token_type, count in m.tokens:
-            self._tokens.add(count, {**who, "type": token_type})
-        if m.reasoning:
-            self._reasoning.add(m.reasoning, who)
+        for share in m.shares:  # per model series, as on /metrics
+            series = dict(zip(c.SERIES, share.values, strict=True))
+            if share.cost_usd is not None:
+                self._cost.add(share.cost_usd, series)
+            for token_type, count in share.tokens:
+                self._tokens.add(count, {**series, "type": token_type})
+            if share.reasoning:
+                self._reasoning.add(share.reasoning, series)
+        for tool, uses in m.tool_uses:
+            self._tool_uses.add(uses, {**who, "tool": tool})
         if m.duration_s is not None:
             self._duration.record(m.duration_s, {k: who[k] for k in c.DURATION_LABELS})
         self._record_semconv(call, labels)

@@ -31,7 +31,7 @@ class _Bound:
     """The children of one (provider, model, user, feature, agent) tuple, each bound on first use: a series
     appears only once it has something to say (an unpriced call makes no $0 cost series)."""
 
-    __slots__ = ("cost", "duration", "reasoning", "requests", "tokens")
+    __slots__ = ("cost", "duration", "reasoning", "requests", "tokens", "tools")
 
     def __init__(self) -> None:
         self.cost: Any = None
@@ -39,6 +39,7 @@ class _Bound:
         self.duration: Any = None
         self.tokens: dict[str, Any] = {}
         self.requests: dict[tuple[str, str], Any] = {}
+        self.tools: dict[str, Any] = {}
 
 
 class PrometheusSink:
@@ -53,6 +54,7 @@ class PrometheusSink:
         self.requests = build(c.REQUESTS, reg)
         self.duration = build(c.DURATION, reg)
         self.unpriced = build(c.UNPRICED, reg)
+        self.tool_uses = build(c.TOOL_USES, reg)
         self.internal_errors = build(c.INTERNAL_ERRORS, reg)
         self.folded = build(c.FOLDED, reg)
         self._bound: dict[tuple[str, ...], _Bound] = {}
@@ -66,21 +68,15 @@ class PrometheusSink:
         for label in labels.folded:
             self.folded.labels(label).inc()
         m = c.measurements(call)
-        if m.cost_usd is not None:
-            if bound.cost is None:
-                bound.cost = self.cost.labels(*values)
-            bound.cost.inc(m.cost_usd)
-        elif m.unpriced:
+        if m.unpriced:
             self.unpriced.labels(values[0], values[1]).inc()
-        for kind, count in m.tokens:
-            child = bound.tokens.get(kind)
+        for share in m.shares:  # one per model series: the call's own, and any model a step ran at
+            self._share(share, bound if share.values == values else self._bound_of(share.values))
+        for tool, uses in m.tool_uses:
+            child = bound.tools.get(tool)
             if child is None:
-                child = bound.tokens[kind] = self.tokens.labels(*values, kind)
-            child.inc(count)
-        if m.reasoning:
-            if bound.reasoning is None:
-                bound.reasoning = self.reasoning.labels(*values)
-            bound.reasoning.inc(m.reasoning)
+                child = bound.tools[tool] = self.tool_uses.labels(*values, tool)
+            child.inc(uses)
         outcome = (m.status, m.usage)
         requests = bound.requests.get(outcome)
         if requests is None:
@@ -91,6 +87,29 @@ class PrometheusSink:
                 provider, model, _user, feature, agent = values
                 bound.duration = self.duration.labels(provider, model, feature, agent)
             bound.duration.observe(m.duration_s)
+
+    def _bound_of(self, values: tuple[str, ...]) -> _Bound:
+        bound = self._bound.get(values)
+        if bound is None:
+            bound = self._bound[values] = _Bound()
+        return bound
+
+    def _share(self, share: c.Share, bound: _Bound) -> None:
+        for label in share.folded:
+            self.folded.labels(label).inc()
+        if share.cost_usd is not None:
+            if bound.cost is None:
+                bound.cost = self.cost.labels(*share.values)
+            bound.cost.inc(share.cost_usd)
+        for kind, count in share.tokens:
+            child = bound.tokens.get(kind)
+            if child is None:
+                child = bound.tokens[kind] = self.tokens.labels(*share.values, kind)
+            child.inc(count)
+        if share.reasoning:
+            if bound.reasoning is None:
+                bound.reasoning = self.reasoning.labels(*share.values)
+            bound.reasoning.inc(share.reasoning)
 
     def count_internal_error(self, kind: str, n: int = 1) -> None:
         self.internal_errors.labels(kind).inc(n)

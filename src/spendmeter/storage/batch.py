@@ -9,6 +9,9 @@ one thread in batches, so the caller never does I/O.
 - A batch whose write fails is retried once after `reset()` (a fresh connection); if that fails too its rows
   are lost: counted in `failed_rows` and reported as `<kind>.write_failed`, one per row. The next successful
   write ends the outage (`recovered`).
+- The queue is a `deque` (an append and a `len()` on the caller's side, well under a microsecond) and the
+  writer sleeps on an `Event` that `put()` sets only when the writer has something to do (the first waiting
+  row, a full batch): `queue.Queue` costs a lock round trip per row on both sides.
 - After `fork()` the child starts empty: rows queued in the parent are the parent's to write. Its writer
   thread starts with its first row.
 
@@ -20,10 +23,10 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -41,15 +44,11 @@ class _Flush:
         self.done = threading.Event()
 
 
-class _Signal:
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
+class _Stop:
+    __slots__ = ()
 
 
-_STOP = _Signal("stop")
-_DUE = _Signal("due")  # the oldest waiting row has waited flush_interval_s
+_STOP = _Stop()
 
 
 class BatchWriter(Generic[RowT]):
@@ -83,12 +82,17 @@ class BatchWriter(Generic[RowT]):
         self._fail_kind = f"{kind}.write_failed"
         self._dropping = False
         self._closed = False
-        self._start_lock = threading.Lock()
-        self._queue: queue.Queue[Any] = queue.Queue(max_queue)
-        self._thread: threading.Thread | None = None
+        self._fresh_state()
         self._start()
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: (w := ref()) is not None and w._after_fork())
+
+    def _fresh_state(self) -> None:
+        self._items: deque[Any] = deque()  # rows, and the markers of flush() / close() in their place
+        self._wake = threading.Event()
+        self._lock = threading.Lock()  # starting the thread; counting markers
+        self._markers = 0  # flush/close markers queued and not yet reached by the writer
+        self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return (
@@ -103,14 +107,14 @@ class BatchWriter(Generic[RowT]):
     # -- the caller's side --------------------------------------------------------------------------
     def put(self, row: RowT) -> bool:
         """Queue one row; False when it was dropped. Never blocks, never raises."""
-        if self._closed:
+        items = self._items
+        waiting = len(items)
+        if self._closed or waiting >= self.max_queue:  # a racing put may overshoot by a row: harmless
             self._drop()
             return False
-        try:
-            self._queue.put_nowait(row)
-        except queue.Full:
-            self._drop()
-            return False
+        items.append(row)
+        if (waiting == 0 or waiting + 1 >= self.batch_size) and not self._wake.is_set():
+            self._wake.set()  # the first row starts the interval; a full batch goes now
         if self._dropping:
             self._dropping = False
             recovered(self._drop_kind)
@@ -118,21 +122,24 @@ class BatchWriter(Generic[RowT]):
             self._start()
         return True
 
-    def _drop(self) -> None:
-        self.dropped += 1  # a lost increment under a race only undercounts drops; no lock on this path
+    def _drop(self, n: int = 1) -> None:
+        self.dropped += n  # a lost increment under a race only undercounts drops; no lock on this path
         self._dropping = True
-        report(self._drop_kind, 1, exc_info=False)
+        report(self._drop_kind, n, exc_info=False)
+
+    def _mark(self, marker: Any) -> None:
+        with self._lock:
+            self._markers += 1
+            self._items.append(marker)
+        self._wake.set()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Write every row queued before this call. True when done within `timeout`."""
         thread = self._thread
         if thread is None or not thread.is_alive():
-            return self._queue.empty()
+            return not self._items
         marker = _Flush()
-        try:
-            self._queue.put(marker, timeout=timeout)
-        except queue.Full:
-            return False
+        self._mark(marker)
         return marker.done.wait(timeout)
 
     def close(self, timeout: float = 10.0) -> bool:
@@ -142,17 +149,16 @@ class BatchWriter(Generic[RowT]):
         self._closed = True
         thread = self._thread
         if thread is None or not thread.is_alive():
-            return self._queue.empty()
-        try:
-            self._queue.put(_STOP, timeout=timeout)
-        except queue.Full:
-            log.warning("spendmeter %s: could not stop the writer within %.0fs", self.kind, timeout)
-            return False
+            return not self._items
+        self._mark(_STOP)
         thread.join(timeout)
-        return not thread.is_alive()
+        if thread.is_alive():
+            log.warning("spendmeter %s: the writer did not stop within %.0fs", self.kind, timeout)
+            return False
+        return True
 
     def _start(self) -> None:
-        with self._start_lock:
+        with self._lock:
             if self._thread is not None or self._closed:
                 return
             thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
@@ -160,34 +166,50 @@ class BatchWriter(Generic[RowT]):
             thread.start()
 
     def _after_fork(self) -> None:
-        self._queue = queue.Queue(self.max_queue)
-        self._start_lock = threading.Lock()
-        self._thread = None
+        self._fresh_state()  # the parent's rows, locks and thread stay the parent's
 
     # -- the writer thread --------------------------------------------------------------------------
     def _run(self) -> None:
-        q = self._queue
-        batch: list[RowT] = []
-        deadline = 0.0
+        items, wake = self._items, self._wake
         size, interval = self.batch_size, self.flush_interval_s
+        deadline: float | None = None  # when the oldest waiting row is due
         while True:
-            try:
-                item = q.get(timeout=max(0.0, deadline - time.monotonic()) if batch else None)
-            except queue.Empty:
-                item = _DUE
-            if item is not _DUE and item is not _STOP and type(item) is not _Flush:  # a row
-                if not batch:
-                    deadline = time.monotonic() + interval
+            wake.clear()  # before looking: a put() from now on wakes the wait below
+            waiting = len(items)
+            if waiting == 0:
+                deadline = None
+                wake.wait()
+                continue
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + interval
+            if waiting < size and not self._markers and now < deadline:
+                wake.wait(deadline - now)
+                continue
+            batch: list[RowT] = []
+            marker: Any = None
+            while items and len(batch) < size:
+                item = items.popleft()
+                if type(item) is _Flush or item is _STOP:
+                    marker = item
+                    break
                 batch.append(item)
-                if len(batch) < size:
-                    continue
             if batch:
                 self._write(batch)
-                batch = []
-            if type(item) is _Flush:
-                item.done.set()
-            elif item is _STOP:
+            deadline = None
+            if marker is None:
+                continue
+            with self._lock:
+                self._markers -= 1
+            if marker is _STOP:
+                late = sum(1 for item in items if type(item) is not _Flush)  # put() racing with close()
+                if late:
+                    self._drop(late)
+                for item in items:
+                    if type(item) is _Flush:
+                        item.done.set()
                 return
+            marker.done.set()
 
     def _write(self, rows: list[RowT]) -> None:
         try:

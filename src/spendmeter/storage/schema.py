@@ -119,7 +119,11 @@ def _decimal_text(value: Any) -> Any:
 
 
 def _timestamp_text(value: Any) -> Any:
-    return value.astimezone(UTC).isoformat(timespec="microseconds") if isinstance(value, datetime) else value
+    if not isinstance(value, datetime):
+        return value
+    if value.tzinfo is not UTC:  # the recorder's are UTC already: skip the conversion on the hot path
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")
 
 
 _SQLITE_TEXT: dict[str, Callable[[Any], Any]] = {"decimal": _decimal_text, "timestamp": _timestamp_text}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from spendmeter.call import Call, Cost, Unpriced
+from spendmeter.call import Call, Cost, Unpriced, Usage
 
 Kind = Literal["counter", "histogram", "gauge"]
 
@@ -60,7 +60,14 @@ UNPRICED = Metric(
     ("provider", "model"),
     "Calls whose model has no known price (cost not counted)",
 )
-CALL_METRICS = (COST, TOKENS, REASONING, REQUESTS, DURATION, UNPRICED)
+TOOL_USES = Metric(
+    "llm_tool_uses",
+    "counter",
+    "{use}",
+    (*SERIES, "tool"),
+    "Billed server-side tool uses (web_search, web_fetch, file_search, ...); their fees are in llm_cost_usd",
+)
+CALL_METRICS = (COST, TOKENS, REASONING, REQUESTS, DURATION, UNPRICED, TOOL_USES)
 
 # -- spendmeter's own health -----------------------------------------------------------------------------------
 INTERNAL_ERRORS = Metric(
@@ -111,6 +118,17 @@ ALL_PROMETHEUS = (*CALL_METRICS, *HEALTH_METRICS, *BUDGET_METRICS)
 
 
 @dataclass(frozen=True, slots=True)
+class Share:
+    """The part of a call that goes to one model's series: all of it, unless steps ran at other models."""
+
+    values: tuple[str, ...]  # the series label values (provider, model, user, feature, agent)
+    cost_usd: float | None
+    tokens: tuple[tuple[str, int], ...]
+    reasoning: int
+    folded: tuple[str, ...] = ()  # labels folded into `other` for this share's own model value
+
+
+@dataclass(frozen=True, slots=True)
 class Measurements:
     """A finished call projected onto the call metrics."""
 
@@ -121,18 +139,60 @@ class Measurements:
     status: str
     usage: str
     duration_s: float | None  # None for a blocked call: nothing was sent, there is no duration
+    # Cost, tokens and reasoning per model series: one share for a one-model call (the call's own labels);
+    # a call whose steps ran at several models (Anthropic `usage.iterations`) adds each other model's share
+    # to that model's series. Requests, duration and tool uses stay on the call's own series.
+    shares: tuple[Share, ...] = ()
+    tool_uses: tuple[tuple[str, int], ...] = ()  # (tool, uses)
+
+
+def _counts(usage: Usage) -> tuple[tuple[str, int], ...]:
+    counts = (usage.input, usage.cache_read, usage.cache_write, usage.output)
+    return tuple((kind, n) for kind, n in zip(TOKEN_TYPES, counts, strict=True) if n)
 
 
 def measurements(call: Call) -> Measurements:
     usage = call.usage
-    counts = (usage.input, usage.cache_read, usage.cache_write, usage.output)
     cost = call.cost
+    cost_usd = float(cost.total) if isinstance(cost, Cost) else None  # Decimal until here, the export edge
+    tokens = _counts(usage)
     return Measurements(
-        cost_usd=float(cost.total) if isinstance(cost, Cost) else None,  # Decimal until here, the export edge
+        cost_usd=cost_usd,
         unpriced=isinstance(cost, Unpriced),
-        tokens=tuple((kind, n) for kind, n in zip(TOKEN_TYPES, counts, strict=True) if n),
+        tokens=tokens,
         reasoning=usage.reasoning,
         status=call.status,
         usage=usage.source,
         duration_s=None if call.status == "blocked" else call.duration_s,
+        shares=_shares(call, cost_usd, tokens),
+        tool_uses=tuple((t, n) for t, n in call.tool_uses if n > 0),
     )
+
+
+def _shares(call: Call, cost_usd: float | None, tokens: tuple[tuple[str, int], ...]) -> tuple[Share, ...]:
+    own = call.labels.values if call.labels is not None else ()
+    others = call.model_labels or {}
+    if not call.steps or not others:
+        return (Share(own, cost_usd, tokens, call.usage.reasoning),)
+    by_model: dict[str, Usage] = {}
+    for step in call.steps:
+        u = by_model.setdefault(step.model, Usage(source="reported"))
+        u.input += step.usage.input
+        u.cache_read += step.usage.cache_read
+        u.cache_write_5m += step.usage.cache_write_5m
+        u.cache_write_1h += step.usage.cache_write_1h
+        u.output += step.usage.output
+        u.reasoning += step.usage.reasoning
+    costs = dict(call.cost.parts) if isinstance(call.cost, Cost) else {}
+    shares = []
+    for model, u in by_model.items():
+        labels = others.get(model)
+        part = costs.get(model)
+        share_cost = float(part.total) if part is not None else None
+        if labels is None:  # the call's own model
+            shares.append(Share(own, share_cost if costs else cost_usd, _counts(u), u.reasoning))
+        else:
+            shares.append(Share(labels.values, share_cost, _counts(u), u.reasoning, labels.folded))
+    if call.model not in by_model and isinstance(call.cost, Cost) and costs.get(call.model) is not None:
+        shares.insert(0, Share(own, float(costs[call.model].total), (), 0))  # tool fees of a model with no step
+    return tuple(shares)

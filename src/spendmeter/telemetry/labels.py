@@ -101,9 +101,10 @@ class LabelPolicy:
         return f"{value[:keep]}~{digest}"[: self.max_length]
 
     # -- series labels: bounded, at finish --------------------------------------------------------------
-    def labels(self, call: Call) -> Labels:
+    def labels(self, call: Call, model: str | None = None) -> Labels:
+        """`model`: the series of another model that ran part of the call (a step), else the call's own."""
         who = call.identity if call.identity is not None else self.identity(call.attribution)
-        raw = (self.shorten(call.provider), self.shorten(call.model), who.user, who.feature, who.agent)
+        raw = (self.shorten(call.provider), self.shorten(model or call.model), who.user, who.feature, who.agent)
         values: list[str] = []
         folded: list[str] = []
         for label, value in zip(SERIES_LABELS, raw, strict=True):

@@ -10,7 +10,7 @@ from typing import Any
 
 from spendmeter.call import Usage
 from spendmeter.providers.anthropic.messages import MessagesAdapter, provider_of
-from spendmeter.providers.base import RequestFacts, ResponseFacts
+from spendmeter.providers.base import RequestFacts, RequestOptions, ResponseFacts
 from spendmeter.providers.endpoints import client_of
 from spendmeter.providers.fields import get, given
 
@@ -20,11 +20,11 @@ _MESSAGES = MessagesAdapter()
 class BatchResultsAdapter:
     operation = "messages"
 
-    def item_request(self, resource: Any, item: Any) -> RequestFacts:
+    def item_request(self, resource: Any, item: Any, options: RequestOptions | None = None) -> RequestFacts:
         message = get(get(item, "result"), "message")
         model = given(get(message, "model"))
         return RequestFacts(
-            provider=provider_of(client_of(resource)),
+            provider=provider_of(client_of(resource), options.providers if options is not None else None),
             operation=self.operation,
             model=str(model) if model is not None else None,
             batch=True,

@@ -1,26 +1,47 @@
-"""Anthropic Messages: request facts (provider from the client: first-party, Bedrock or Vertex), response
-facts from a `Message`, and the stream accumulator that merges `message_start` and `message_delta`."""
+"""Anthropic Messages: request facts (provider from the client: Bedrock or Vertex, else from the endpoint),
+response facts from a `Message`, and the stream accumulator that merges `message_start` and `message_delta`.
+
+An Anthropic client at an endpoint nobody mapped is *not* assumed to be Anthropic: several providers speak
+Anthropic's wire format for their own models (DeepSeek, Moonshot and z.ai have Anthropic-compatible
+endpoints) and a gateway may resell at its own prices, so such a call gets the endpoint's own provider label
+and stays unpriced (with a warning naming the fix) until the user maps the host."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from spendmeter.call import Usage
-from spendmeter.providers.anthropic.usage import USAGE_FIELDS, message_usage, usage_from_fields
+from spendmeter.providers.anthropic.usage import (
+    USAGE_FIELDS,
+    iteration_steps,
+    message_usage,
+    server_tool_uses,
+    usage_from_fields,
+    usage_with_steps,
+)
 from spendmeter.providers.base import RequestFacts, RequestOptions, ResponseFacts
-from spendmeter.providers.endpoints import ANTHROPIC, BEDROCK, VERTEX, client_of, host_port_of, provider_for
+from spendmeter.providers.endpoints import (
+    ANTHROPIC,
+    BEDROCK,
+    VERTEX,
+    client_of,
+    endpoint_parts,
+    host_port_of,
+    identify,
+)
 from spendmeter.providers.fields import get, given, max_tokens_of
 
 
-def provider_of(client: Any) -> str:
-    """Bedrock and Vertex have SDK clients of their own (their endpoints are per region); else the host."""
+def provider_of(client: Any, user_map: Mapping[str, str] | None = None) -> str:
+    """Bedrock and Vertex have SDK clients of their own (their endpoints are per region); else the endpoint."""
     name = type(client).__name__
     if "Bedrock" in name:
         return BEDROCK
     if "Vertex" in name:
         return VERTEX
-    host, _port = host_port_of(client)
-    return provider_for(host, ANTHROPIC)
+    host, port, path = endpoint_parts(client)
+    return identify(host, port, path, ANTHROPIC, user_map)
 
 
 def request_user(kwargs: dict[str, Any]) -> str | None:
@@ -37,7 +58,7 @@ class MessagesAdapter:
         host, port = host_port_of(client)
         model = given(kwargs.get("model"))
         facts = RequestFacts(
-            provider=provider_of(client),
+            provider=provider_of(client, options.providers),
             operation=self.operation,
             model=str(model) if model is not None else None,
             stream=bool(given(kwargs.get("stream"))),
@@ -57,12 +78,16 @@ class MessagesAdapter:
         usage = get(obj, "usage")
         tier = get(usage, "service_tier")
         reason = get(obj, "stop_reason")
+        model = given(get(obj, "model"))
+        steps = iteration_steps(get(usage, "iterations"), model)
         return ResponseFacts(
-            usage=message_usage(usage),
-            model=given(get(obj, "model")),
+            usage=usage_with_steps(message_usage(usage), steps),
+            model=model,
             response_id=given(get(obj, "id")),
             service_tier=str(tier) if tier else None,
             finish_reasons=(str(reason),) if reason else (),
+            steps=steps,
+            tools=server_tool_uses(usage),
         )
 
     def accumulator(self) -> MessageStreamUsage:
@@ -72,11 +97,14 @@ class MessagesAdapter:
 class MessageStreamUsage:
     """Merges `message_start` and the cumulative `message_delta` usage, latest value per field."""
 
-    __slots__ = ("fields", "model", "response_id", "seen", "service_tier", "split", "stop_reason")
+    __slots__ = ("fields", "iterations", "model", "response_id", "seen", "service_tier", "split", "stop_reason",
+                 "tools")
 
     def __init__(self) -> None:
         self.fields = dict.fromkeys((*USAGE_FIELDS, "thinking_tokens"), 0)
         self.split: Any = None
+        self.iterations: Any = None  # cumulative like the rest: the latest list wins
+        self.tools: tuple[tuple[str, int], ...] = ()
         self.seen = False
         self.model: str | None = None
         self.response_id: str | None = None
@@ -110,15 +138,26 @@ class MessageStreamUsage:
         split = get(usage, "cache_creation")
         if split is not None:
             self.split = split
+        iterations = get(usage, "iterations")
+        if iterations:
+            self.iterations = iterations
+        tools = server_tool_uses(usage)
+        if tools:
+            self.tools = tools
         tier = get(usage, "service_tier")
         if tier:
             self.service_tier = str(tier)
 
     def facts(self) -> ResponseFacts:
+        if not self.seen:
+            return ResponseFacts(usage=Usage(source="missing"), model=self.model, response_id=self.response_id)
+        steps = iteration_steps(self.iterations, self.model)
         return ResponseFacts(
-            usage=usage_from_fields(self.fields, self.split) if self.seen else Usage(source="missing"),
+            usage=usage_with_steps(usage_from_fields(self.fields, self.split), steps),
             model=self.model,
             response_id=self.response_id,
             service_tier=self.service_tier,
             finish_reasons=(self.stop_reason,) if self.stop_reason else (),
+            steps=steps,
+            tools=self.tools,
         )

@@ -3,13 +3,21 @@
 input = input_tokens (already excludes cache reads and writes); cache_read = cache_read_input_tokens; cache
 writes split into 5-minute and 1-hour writes when `cache_creation` says so (else all 5-minute, the default
 TTL); output = output_tokens, with `thinking_tokens` (newer SDKs) as the reasoning inside it.
+
+Multi-step calls: when `usage.iterations` is present (context compaction, the advisor tool, server-side
+fallback, server tool loops), every entry is one billed sampling step with its own counts, and the top-level
+fields cover only part of them (a `compaction` entry is never in them). The call's usage is then the sum
+of every entry, and each entry is kept as a `Step` at the model that ran it (an entry without `model` ran
+at the call's model), so pricing prices each step at its own model.
+
+Server-side tools: `usage.server_tool_use.<tool>_requests` counts billed uses per tool (`web_search`, ...).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from spendmeter.call import Usage
+from spendmeter.call import Step, Usage
 from spendmeter.providers.fields import get, get_int
 
 USAGE_FIELDS = (
@@ -44,3 +52,56 @@ def usage_from_fields(fields: dict[str, int], split: Any) -> Usage:
         reasoning=min(fields.get("thinking_tokens", 0), fields["output_tokens"]),
         source="reported",
     )
+
+
+def _add(a: Usage, b: Usage) -> Usage:
+    return Usage(
+        input=a.input + b.input,
+        cache_read=a.cache_read + b.cache_read,
+        cache_write_5m=a.cache_write_5m + b.cache_write_5m,
+        cache_write_1h=a.cache_write_1h + b.cache_write_1h,
+        output=a.output + b.output,
+        reasoning=a.reasoning + b.reasoning,
+        source="reported",
+    )
+
+
+def iteration_steps(iterations: Any, model: str | None) -> tuple[Step, ...]:
+    """One `Step` per `usage.iterations` entry (any type), at the entry's model or else the call's."""
+    steps: list[Step] = []
+    for entry in iterations or ():
+        fields = {name: get_int(entry, name) for name in USAGE_FIELDS}
+        fields["thinking_tokens"] = get_int(get(entry, "output_tokens_details"), "thinking_tokens")
+        step_model = get(entry, "model") or model or "unknown"
+        steps.append(Step(str(step_model), usage_from_fields(fields, get(entry, "cache_creation")),
+                          str(get(entry, "type") or "message")))
+    return tuple(steps)
+
+
+def usage_with_steps(top: Usage, steps: tuple[Step, ...]) -> Usage:
+    """The call's usage: the sum of its steps when the response lists them, else the top-level fields."""
+    if not steps:
+        return top
+    total = Usage(source="reported")
+    for step in steps:
+        total = _add(total, step.usage)
+    if total.reasoning == 0 and top.reasoning:
+        # Entries carry no thinking breakdown: keep the top-level one (a subset of the summed output).
+        total.reasoning = min(top.reasoning, total.output)
+    return total
+
+
+def server_tool_uses(usage: Any) -> tuple[tuple[str, int], ...]:
+    """`server_tool_use: {web_search_requests: 2, web_fetch_requests: 1}` -> (("web_fetch", 1), ("web_search", 2))."""
+    block = get(usage, "server_tool_use")
+    if block is None:
+        return ()
+    names = block.keys() if isinstance(block, dict) else type(block).model_fields.keys() if hasattr(
+        type(block), "model_fields") else ()
+    extra = getattr(block, "model_extra", None) or {}
+    counts = {}
+    for name in (*names, *extra):
+        n = get_int(block, name)
+        if name.endswith("_requests") and n:
+            counts[name[: -len("_requests")]] = n
+    return tuple(sorted(counts.items()))

@@ -11,6 +11,7 @@ from spendmeter.providers.openai.adapters import (
     ResponsesStreamUsage,
 )
 from spendmeter.providers.openai.request import (
+    hide_injected_usage,
     is_injected_usage_chunk,
     request_facts,
     wants_usage_injection,
@@ -35,6 +36,7 @@ __all__ = [
     "ResponsesStreamUsage",
     "chat_usage",
     "embeddings_usage",
+    "hide_injected_usage",
     "is_injected_usage_chunk",
     "request_facts",
     "responses_usage",

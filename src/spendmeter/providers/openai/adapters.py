@@ -9,18 +9,34 @@ from spendmeter.call import Usage
 from spendmeter.providers.base import RequestFacts, RequestOptions, ResponseFacts
 from spendmeter.providers.fields import get, given
 from spendmeter.providers.openai.request import request_facts
-from spendmeter.providers.openai.usage import chat_usage, embeddings_usage, responses_usage
+from spendmeter.providers.openai.usage import (
+    billed_cost,
+    chat_usage,
+    embeddings_usage,
+    responses_tools,
+    responses_usage,
+)
+
+BILLED_COST_SOURCE = "response usage.cost"  # OpenRouter's billed amount, reported in the response
 
 
-def _facts(response: Any, usage: Usage, finish_reasons: tuple[str, ...]) -> ResponseFacts:
+def _facts(response: Any, usage: Usage, finish_reasons: tuple[str, ...], raw_usage: Any = None) -> ResponseFacts:
     tier = given(get(response, "service_tier"))
-    return ResponseFacts(
+    facts = ResponseFacts(
         usage=usage,
         model=given(get(response, "model")),
         response_id=given(get(response, "id")),
         service_tier=str(tier) if tier else None,
         finish_reasons=finish_reasons,
     )
+    _billed(facts, raw_usage)
+    return facts
+
+
+def _billed(facts: ResponseFacts, raw_usage: Any) -> None:
+    billed = billed_cost(raw_usage) if raw_usage is not None else None
+    if billed is not None:
+        facts.billed_cost, facts.billed_cost_source = billed, BILLED_COST_SOURCE
 
 
 class ChatAdapter:
@@ -35,7 +51,8 @@ class ChatAdapter:
     def response(self, obj: Any) -> ResponseFacts:
         choices = get(obj, "choices") or ()
         reasons = tuple(str(r) for c in choices if (r := get(c, "finish_reason")))
-        return _facts(obj, chat_usage(get(obj, "usage")), reasons)
+        usage = get(obj, "usage")
+        return _facts(obj, chat_usage(usage), reasons, usage)
 
     def accumulator(self) -> ChatStreamUsage:
         return ChatStreamUsage()
@@ -49,7 +66,10 @@ class ResponsesAdapter:
 
     def response(self, obj: Any) -> ResponseFacts:
         status = get(obj, "status")
-        return _facts(obj, responses_usage(get(obj, "usage")), (str(status),) if status else ())
+        usage = get(obj, "usage")
+        facts = _facts(obj, responses_usage(usage), (str(status),) if status else (), usage)
+        facts.tools = responses_tools(obj)
+        return facts
 
     def accumulator(self) -> ResponsesStreamUsage:
         return ResponsesStreamUsage()
@@ -69,7 +89,8 @@ class EmbeddingsAdapter:
 
 
 class ChatStreamUsage:
-    """Chat / completions stream: usage arrives (if asked for) on the last chunk; model/id on every chunk."""
+    """Chat / completions stream: usage arrives (if asked for, or where the host always sends it) on the last
+    chunk; model/id on every chunk. Some hosts put it inside the last choice instead (Moonshot)."""
 
     __slots__ = ("finish_reasons", "model", "response_id", "service_tier", "usage")
 
@@ -91,18 +112,23 @@ class ChatStreamUsage:
             reason = get(choice, "finish_reason")
             if reason:
                 self.finish_reasons.append(str(reason))
+            inner = get(choice, "usage")
+            if inner is not None:
+                self.usage = inner
         usage = get(chunk, "usage")
         if usage is not None:
             self.usage = usage
 
     def facts(self) -> ResponseFacts:
-        return ResponseFacts(
+        facts = ResponseFacts(
             usage=chat_usage(self.usage),
             model=self.model,
             response_id=self.response_id,
             service_tier=self.service_tier,
             finish_reasons=tuple(self.finish_reasons),
         )
+        _billed(facts, self.usage)
+        return facts
 
 
 _TERMINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})

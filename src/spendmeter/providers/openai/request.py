@@ -6,15 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 from spendmeter.providers.base import RequestFacts, RequestOptions
-from spendmeter.providers.endpoints import AZURE, OPENAI, client_of, host_in, host_port_of, provider_for
+from spendmeter.providers.endpoints import AZURE, OPENAI, client_of, endpoint_of, endpoint_parts, host_in, identify
 from spendmeter.providers.fields import get, given, max_tokens_of
 
 
 def request_facts(operation: str, resource: Any, kwargs: dict[str, Any], options: RequestOptions) -> RequestFacts:
     client = client_of(resource)
-    host, port = host_port_of(client)
+    host, port, base_path = endpoint_parts(client)
     azure_client = "Azure" in type(client).__name__
-    provider = AZURE if azure_client else provider_for(host, OPENAI)
+    # The endpoint decides (an OpenAI client talks to many providers); a client without a base URL (a test
+    # double) is the SDK's own provider.
+    provider = AZURE if azure_client else identify(host, port, base_path, OPENAI, options.providers)
     model = given(kwargs.get("model"))
     user = given(kwargs.get("user")) or given(kwargs.get("safety_identifier"))
     stream = bool(given(kwargs.get("stream")))
@@ -32,9 +34,9 @@ def request_facts(operation: str, resource: Any, kwargs: dict[str, Any], options
     )
     if options.capture_content:
         facts.capture = capture_of(kwargs)
-    if stream and operation in ("chat", "text_completion") and wants_usage_injection(host, kwargs, options):
+    if stream and operation in ("chat", "text_completion") and wants_usage_injection(host, kwargs, options, port):
         facts.send_kwargs = with_usage_requested(kwargs)
-        facts.hide = is_injected_usage_chunk
+        facts.hide = hide_injected_usage
     return facts
 
 
@@ -43,12 +45,18 @@ def deployment_of(client: Any, kwargs: dict[str, Any]) -> str | None:
     return getattr(client, "_azure_deployment", None) or given(kwargs.get("model"))
 
 
-def wants_usage_injection(host: str | None, kwargs: dict[str, Any], options: RequestOptions) -> bool:
-    """Ask a chat/completions stream for usage only where the endpoint is known to accept `stream_options`."""
+def wants_usage_injection(
+    host: str | None, kwargs: dict[str, Any], options: RequestOptions, port: int | None = None
+) -> bool:
+    """Ask a chat/completions stream for usage only where the endpoint is known to accept `stream_options`
+    (the table's `"ask"` rows, plus the user's usage hosts), and never where it sends usage unasked."""
     stream_options = given(kwargs.get("stream_options"))
     if isinstance(stream_options, dict) and "include_usage" in stream_options:
         return False  # the caller decided; respect it either way
-    return host_in(host, options.usage_hosts)
+    if host_in(host, options.usage_hosts):
+        return True
+    row = endpoint_of(host, port)
+    return row is not None and row.stream_usage == "ask"
 
 
 def with_usage_requested(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -61,6 +69,19 @@ def with_usage_requested(kwargs: dict[str, Any]) -> dict[str, Any]:
 def is_injected_usage_chunk(chunk: Any) -> bool:
     """The usage-only final chunk that exists only because we asked for it: no choices, usage set."""
     return not get(chunk, "choices") and get(chunk, "usage") is not None
+
+
+def hide_injected_usage(chunk: Any) -> bool:
+    """For a stream where *we* asked for usage: True for the usage-only chunk (dropped before the caller
+    sees it). Every other chunk is given back, but asking made the server add `"usage": null` to each of
+    them; we unmark that field as set, so `model_dump(exclude_unset=True)` and `to_json()` read exactly as
+    in a run without spendmeter (the value was None either way)."""
+    if is_injected_usage_chunk(chunk):
+        return True
+    fields_set = getattr(chunk, "__pydantic_fields_set__", None)
+    if fields_set is not None and "usage" in fields_set and getattr(chunk, "usage", None) is None:
+        fields_set.discard("usage")
+    return False
 
 
 def capture_of(kwargs: dict[str, Any]) -> dict[str, Any] | None:
