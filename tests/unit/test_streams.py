@@ -65,8 +65,8 @@ def _stream(_pipeline, items=CHUNKS, hide=None, fail_after=None, cls=ObservedStr
     call = Call(
         provider="openai", operation="chat", request_model="gpt-4o-mini", attribution=Attribution(user="u"), stream=True
     )
-    state = StreamState(call, ChatStreamUsage())
-    return cls(fake(items, fail_after), state, hide), call
+    state = StreamState(call, ChatStreamUsage(), hide)
+    return cls(fake(items, fail_after), state), call
 
 
 def test_full_stream_yields_every_chunk_and_finishes_once(collected, pipeline):

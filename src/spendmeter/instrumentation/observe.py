@@ -30,8 +30,8 @@ def observe(call: Call, result: Any, adapter: ProviderAdapter, hide: Hide, is_as
         if _is_raw_response(result):
             return _observe_raw(call, result, adapter, hide, is_async)
         if call.stream:
-            state = StreamState(call, adapter.accumulator())
-            return (AsyncObservedStream if is_async else ObservedStream)(result, state, hide)
+            state = StreamState(call, adapter.accumulator(), hide)
+            return (AsyncObservedStream if is_async else ObservedStream)(result, state)
         facts = adapter.response(result)
     except Exception:
         report("hook.observe")
@@ -56,7 +56,7 @@ def _observe_raw(call: Call, result: Any, adapter: ProviderAdapter, hide: Hide, 
                 facts = adapter.response(json.loads(content))
             recorder.finish(call, facts)
             return result
-    state = StreamState(call, adapter.accumulator())
+    state = StreamState(call, adapter.accumulator(), hide)
     return ObservedRawResponse(result, call, adapter, hide, is_async, state)
 
 

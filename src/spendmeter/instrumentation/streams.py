@@ -16,7 +16,7 @@ from typing import Any
 import wrapt
 
 from spendmeter import recorder
-from spendmeter._contain import contain
+from spendmeter._contain import contain, report
 from spendmeter.call import Call, EndReason
 from spendmeter.providers.base import Accumulator, ResponseFacts
 
@@ -24,20 +24,24 @@ from spendmeter.providers.base import Accumulator, ResponseFacts
 class StreamState:
     """Everything needed to finish the call, and nothing that refers back to the proxy (so GC can run)."""
 
-    __slots__ = ("acc", "broken", "call")
+    __slots__ = ("acc", "broken", "call", "hide")
 
-    def __init__(self, call: Call, acc: Accumulator) -> None:
+    def __init__(self, call: Call, acc: Accumulator, hide: Callable[[Any], bool] | None = None) -> None:
         self.call = call
         self.acc = acc
+        self.hide = hide  # None unless we changed the request (asked a stream for its usage)
         self.broken = False  # the accumulator failed once: stop feeding it, the stream goes on
 
-    def observe(self, event: Any) -> None:
-        if self.broken:
-            return
-        with contain("stream.observe") as ok:
-            self.acc.observe(event)
-        if not ok:
-            self.broken = True
+    def keep(self, item: Any) -> bool:
+        """Observe one chunk; False only for a usage chunk that exists because we asked for it. The per-chunk
+        path: a plain try (no containment object), one call into the accumulator."""
+        if not self.broken:
+            try:
+                self.acc.observe(item)
+            except Exception:
+                self.broken = True
+                report("stream.observe")
+        return self.hide is None or not self.hide(item)
 
     def facts(self) -> ResponseFacts:
         if not self.broken:
@@ -69,18 +73,13 @@ class StreamState:
 class _Observed(wrapt.ObjectProxy):  # type: ignore[misc]
     """What the sync and async proxies share: the state, the hidden-chunk rule and the once-only finish."""
 
-    def __init__(self, wrapped: Any, state: StreamState, hide: Callable[[Any], bool] | None = None) -> None:
+    def __init__(self, wrapped: Any, state: StreamState) -> None:
         super().__init__(wrapped)
         self._self_state = state
-        self._self_hide = hide
+        self._self_keep = state.keep  # bound once: the per-chunk call
         self._self_iter: Any = None
         # The finalizer holds the state, never the proxy, so the proxy can be collected.
         self._self_finalizer = weakref.finalize(self, state.abandon)
-
-    def _self_keep(self, item: Any) -> bool:
-        """Observe a chunk; False only for the usage chunk we asked for ourselves."""
-        self._self_state.observe(item)
-        return self._self_hide is None or not self._self_hide(item)
 
     def _self_done(self, reason: EndReason, exc: BaseException | None = None) -> None:
         self._self_finalizer.detach()
