@@ -75,6 +75,8 @@ def load_budgets(path: str | os.PathLike[str]) -> BudgetConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read budgets file: {exc.strerror or exc}", file=str(path)) from exc
+    except UnicodeDecodeError:
+        raise ConfigError("not a text file (expected YAML in UTF-8)", file=str(path)) from None
     try:
         data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
@@ -173,7 +175,14 @@ def _positive_decimal(value: Any, key: str, fail: Any) -> Decimal:
         raise fail(key, f"expected a positive amount in USD such as 2.50, got {value!r}") from exc
     if not amount.is_finite() or amount <= 0:
         raise fail(key, f"expected a positive amount in USD such as 2.50, got {value!r}")
+    if amount < _SMALLEST or amount > _LARGEST:
+        # Spend is kept in integer nano-dollars: a smaller limit would round to 0 and block every call.
+        raise fail(key, f"expected an amount from 0.000000001 to 1000000000000 USD, got {value!r}")
     return amount
+
+
+_SMALLEST = Decimal("0.000000001")
+_LARGEST = Decimal(10) ** 12
 
 
 def _warn_levels(value: Any, key: str, fail: Any) -> tuple[float, ...]:
