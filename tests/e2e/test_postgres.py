@@ -22,6 +22,7 @@ from spendmeter.budgets.store import NANO_PER_USD, PostgresStore, from_nano, ope
 from spendmeter.call import Attribution, Call, Cost
 from spendmeter.errors import ConfigError
 from spendmeter.testing import ProviderServer
+from spendmeter.testing.scenarios import LOCAL_PROVIDERS
 
 PROCESSES, ADDS = 4, 300
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -234,7 +235,7 @@ def test_ledger_records_real_sdk_calls_exactly(postgres_dsn):
     with ProviderServer() as provider:
         spendmeter.add_sink(seen)  # before init(): it must survive it
         spendmeter.init(serve_metrics=False, registry=CollectorRegistry(), ledger=postgres_dsn,
-                        usage_hosts=("127.0.0.1",), service_name=service)  # fmt: skip
+                        usage_hosts=("127.0.0.1",), providers=LOCAL_PROVIDERS, service_name=service)  # fmt: skip
         try:
             oai = openai.OpenAI(base_url=provider.openai_base_url, api_key="sk-test", max_retries=0)
             ant = anthropic.Anthropic(base_url=provider.anthropic_base_url, api_key="sk-ant-test", max_retries=0)

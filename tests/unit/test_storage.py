@@ -202,7 +202,9 @@ def test_sqlite_keeps_decimals_and_timestamps_exact(tmp_path: Path) -> None:
     assert adapt is not None and THINGS.adapter("postgresql") is None
     at = datetime(2025, 6, 1, 11, 30, tzinfo=timezone(timedelta(hours=2)))
     db.executemany(THINGS.insert("sqlite"), [adapt((at, "a", 2**40, True, Decimal("1E-9"), 0.5))])
-    assert db.query("SELECT at, n, ok, usd FROM things") == [("2025-06-01T09:30:00.000000+00:00", 2**40, 1, "0.000000001")]
+    assert db.query("SELECT at, n, ok, usd FROM things") == [
+        ("2025-06-01T09:30:00.000000+00:00", 2**40, 1, "0.000000001")
+    ]
     assert datetime.fromisoformat(db.query("SELECT at FROM things")[0][0]) == at.astimezone(UTC)
     db.close()
 

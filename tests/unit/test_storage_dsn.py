@@ -113,8 +113,10 @@ def test_more_bad_targets(monkeypatch: pytest.MonkeyPatch) -> None:
         (f"postgres://u:{SECRET}@db/llm?sslmode=require", "postgres://u:***@db/llm?sslmode=require"),
         (f"postgresql://u:p@ss:{SECRET}@db/llm", "postgresql://u:***@db/llm"),  # '@' and ':' in the password
         (f"postgresql://u:a/{SECRET}@db/llm", "postgresql://u:***@db/llm"),  # a raw '/' in the password
-        (f"postgresql://db/llm?user=u&password={SECRET}&sslmode=require",
-         "postgresql://db/llm?user=u&password=***&sslmode=require"),
+        (
+            f"postgresql://db/llm?user=u&password={SECRET}&sslmode=require",
+            "postgresql://db/llm?user=u&password=***&sslmode=require",
+        ),
         (f"postgresql://db/llm?PASSWORD={SECRET}", "postgresql://db/llm?PASSWORD=***"),
         (f"host=db password={SECRET} dbname=llm", "host=db password=*** dbname=llm"),
         (f"host=db password = '{SECRET} x' dbname=llm", "host=db password = *** dbname=llm"),

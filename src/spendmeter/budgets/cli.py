@@ -42,7 +42,7 @@ def _store(config: BudgetConfig) -> str:
     if where is None:
         return "memory (this process only)"
     if where.startswith(ENV_PREFIX):
-        return f"from the environment variable {where[len(ENV_PREFIX):].strip()} (read when the store opens)"
+        return f"from the environment variable {where[len(ENV_PREFIX) :].strip()} (read when the store opens)"
     if where.startswith(PG_SCHEMES):
         return f"postgresql {redact_dsn(where)}"
     return f"sqlite {where}"

@@ -13,13 +13,15 @@ The ledger is an audit trail, not the source of budget truth.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
 from spendmeter.call import Call, Cost, Unpriced
 from spendmeter.storage import BatchWriter, Column, Component, Database, Table, Target, open_database, parse_target
+from spendmeter.storage.schema import AddColumn
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the `tags` column (attribute(team=...)); a version-1 ledger gains it when opened
 TABLE = "spendmeter_ledger"
 
 # In the order of the row tuple `LedgerSink._row()` builds.
@@ -66,6 +68,7 @@ LEDGER_TABLE = Table(
         Column("cost_source", "text"),
         Column("price_entry", "text"),
         Column("unpriced_reason", "text"),  # set when pricing found no price; NULL costs then
+        Column("tags", "text"),  # JSON object of the call's tags, keys sorted (`{"team": "payments"}`); NULL: none
     ),
     indexes=(
         (f"{TABLE}_by_started_at", ("started_at",)),
@@ -74,8 +77,11 @@ LEDGER_TABLE = Table(
     ),
 )
 COLUMN_NAMES = LEDGER_TABLE.column_names
-LEDGER = Component("ledger", SCHEMA_VERSION, (LEDGER_TABLE,), lock_id=0x4C4544474552, config_key="ledger")  # "LEDGER"
+MIGRATIONS = ((2, (AddColumn(TABLE, Column("tags", "text")),)),)
+LEDGER = Component("ledger", SCHEMA_VERSION, (LEDGER_TABLE,), lock_id=0x4C4544474552, config_key="ledger",  # "LEDGER"
+                   migrations=MIGRATIONS)
 _NO_COST = (None,) * 9
+BULK = True  # SQLite tuned for large batches (spendmeter.storage.sqlite.BULK_*)
 
 
 class LedgerBackend:
@@ -105,7 +111,7 @@ def open_backend(target: str | os.PathLike[str] | Target) -> LedgerBackend:
     """Connect to the ledger database and create its tables: a bad target fails here, with a ConfigError."""
     if not isinstance(target, Target):
         target = parse_target(target, key="ledger")
-    db = open_database(target, key="ledger", what="the ledger database", max_connections=2)
+    db = open_database(target, key="ledger", what="the ledger database", max_connections=2, bulk=BULK)
     try:
         return LedgerBackend(db)
     except BaseException:
@@ -122,7 +128,7 @@ class LedgerSink:
         *,
         service_name: str | None = None,
         max_queue: int = 10_000,
-        batch_size: int = 500,
+        batch_size: int = 2000,  # up to 2x the rows/s of 500 on SQLite (benchmarks/ledger.py); latency: the interval
         flush_interval_s: float = 1.0,
     ) -> None:
         self.backend = open_backend(target)  # connects and creates the schema: fails fast at init()
@@ -166,7 +172,7 @@ class LedgerSink:
         self.writer.put(self._row(call))  # never blocks; after close() the row is counted as dropped
 
     def _row(self, call: Call) -> tuple[Any, ...]:
-        who, usage, cost = call.attribution, call.usage, call.cost
+        who, usage, cost = call.who, call.usage, call.cost  # who as every output shows it (user hashed if set)
         if isinstance(cost, Cost):
             money: tuple[Any, ...] = (
                 cost.input, cost.cache_read, cost.cache_write, cost.output, cost.total,
@@ -185,6 +191,7 @@ class LedgerSink:
             call.request_service_tier, call.service_tier, call.response_id,
             usage.input, usage.cache_read, usage.cache_write_5m, usage.cache_write_1h, usage.output,
             usage.reasoning, usage.source, *money,
+            json.dumps(dict(who.tags), ensure_ascii=False, separators=(",", ":")) if who.tags else None,
         )  # fmt: skip
 
     # The writer thread calls these; looked up on each batch, so a test can wrap `backend.write`.

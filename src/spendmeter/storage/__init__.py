@@ -40,16 +40,23 @@ class Database(Protocol):
 
 
 def open_database(
-    target: Target, *, key: str, what: str = "the database", max_connections: int = 8, connect_timeout_s: float = 10.0
+    target: Target,
+    *,
+    key: str,
+    what: str = "the database",
+    max_connections: int = 8,
+    connect_timeout_s: float = 10.0,
+    bulk: bool = False,
 ) -> Database:
-    """Open (and connect to) the database `target` names. `key` and `what` name it in errors."""
+    """Open (and connect to) the database `target` names. `key` and `what` name it in errors.
+    `max_connections`, `connect_timeout_s`: PostgreSQL; `bulk`: SQLite tuned for large batches."""
     if target.kind == "postgresql":
         from spendmeter.storage.postgres import PostgresDatabase
 
         return PostgresDatabase(
             target, key=key, what=what, max_size=max_connections, connect_timeout_s=connect_timeout_s
         )
-    return SQLiteDatabase(target, key=key)
+    return SQLiteDatabase(target, key=key, bulk=bulk)
 
 
 __all__ = [

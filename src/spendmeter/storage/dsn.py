@@ -123,7 +123,8 @@ def _parse_direct(
     if raw.startswith("sqlite:"):
         rest = raw[len(SQLITE_SCHEME) :] if raw.startswith(SQLITE_SCHEME) else ""
         if not rest or rest.endswith("/") or rest == ":memory:":
-            raise fail(f"expected sqlite:///relative.db or sqlite:////absolute.db (a file), {shown} {raw!r}")
+            shown_raw = redact_dsn(raw)
+            raise fail(f"expected sqlite:///relative.db or sqlite:////absolute.db (a file), {shown} {shown_raw!r}")
         return Target("sqlite", path=_sqlite_path(rest, base_dir))
     if "://" in raw or not allow_path:
         raise fail(f"expected {expected}, {shown} {redact_dsn(raw)!r}")

@@ -16,12 +16,14 @@ dialects are written with `?` placeholders and rendered by `render()`.
 
 Each component that owns tables (`ledger`, `spend`) has a row in `spendmeter_schema_version`. Opening a database
 whose row is newer than this spendmeter understands is refused with a `ConfigError`: an old writer must not
-write rows a newer schema reads differently.
+write rows a newer schema reads differently. An older row is migrated in the same transaction: each
+`Component.migrations` step above the recorded version runs (e.g. `AddColumn`: rows written before read NULL
+there), then the row records the new version.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -93,40 +95,34 @@ class Table:
         marks = ", ".join("?" * len(self.columns))
         return render(f"INSERT INTO {self.name} ({', '.join(self.column_names)}) VALUES ({marks})", dialect)
 
-    def adapter(self, dialect: Dialect) -> Callable[[Row], Row] | None:
-        """Row -> row the driver can store exactly: SQLite has no decimal or timestamp type, so those become
-        text. None when rows go as they are (PostgreSQL; or a table without such columns)."""
+    def adapter(self, dialect: Dialect) -> Callable[[Row], Sequence[Any]] | None:
+        """Row -> parameters the driver stores exactly: SQLite has no decimal or timestamp type, so those become
+        text (decimals in plain notation, never `1E-9`; timestamps ISO-8601 in UTC, microseconds always
+        written, so they sort as text). None when rows go as they are (PostgreSQL, or no such columns)."""
         if dialect != "sqlite":
             return None
-        convert = {i: _SQLITE_TEXT[c.type] for i, c in enumerate(self.columns) if c.type in _SQLITE_TEXT}
-        if not convert:
+        decimals = tuple(i for i, c in enumerate(self.columns) if c.type == "decimal")
+        stamps = tuple(i for i, c in enumerate(self.columns) if c.type == "timestamp")
+        if not decimals and not stamps:
             return None
-        items = tuple(convert.items())
 
-        def adapt(row: Row) -> Row:
+        # The writer thread runs this for every row: two plain loops, no call per value.
+        def adapt(row: Row) -> list[Any]:
             out = list(row)
-            for i, fn in items:
+            for i in decimals:
                 value = out[i]
-                if value is not None:
-                    out[i] = fn(value)
-            return tuple(out)
+                if isinstance(value, Decimal):
+                    out[i] = format(value, "f")
+            for i in stamps:
+                value = out[i]
+                if isinstance(value, datetime):
+                    if value.tzinfo is not UTC:  # the recorder's are UTC already
+                        value = value.astimezone(UTC)
+                    # isoformat() writes microseconds unless they are 0; asking for them explicitly is slower
+                    out[i] = value.isoformat() if value.microsecond else value.isoformat(timespec="microseconds")
+            return out
 
         return adapt
-
-
-def _decimal_text(value: Any) -> Any:
-    return format(value, "f") if isinstance(value, Decimal) else value  # never 1E-9
-
-
-def _timestamp_text(value: Any) -> Any:
-    if not isinstance(value, datetime):
-        return value
-    if value.tzinfo is not UTC:  # the recorder's are UTC already: skip the conversion on the hot path
-        value = value.astimezone(UTC)
-    return value.isoformat(timespec="microseconds")
-
-
-_SQLITE_TEXT: dict[str, Callable[[Any], Any]] = {"decimal": _decimal_text, "timestamp": _timestamp_text}
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +134,19 @@ class Component:
     tables: tuple[Table, ...]
     lock_id: int  # PostgreSQL advisory lock: serialises creation between processes starting together
     config_key: str  # the setting that names the database, for error messages
+    # (version, steps): what brings tables of version - 1 to `version`, in ascending order
+    migrations: tuple[tuple[int, tuple[AddColumn, ...]], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AddColumn:
+    """A migration step: a nullable column added to an existing table (older rows read NULL in it)."""
+
+    table: str
+    column: Column
+
+    def sql(self, dialect: Dialect) -> str:
+        return f"ALTER TABLE {self.table} ADD COLUMN {self.column.render(dialect)}"
 
 
 VERSION_TABLE = Table(
@@ -169,6 +178,17 @@ def ensure(conn: Executes, dialect: Dialect, component: Component, *, where: str
         conn.execute(
             render(f"INSERT INTO {VERSION_TABLE.name} (component, version) VALUES (?, ?)", dialect),
             (component.name, component.version),
+        )
+    elif int(found[0]) < component.version:
+        # Serialised like creation (BEGIN IMMEDIATE on SQLite, the advisory lock on PostgreSQL): one process
+        # migrates, the others then find the new version.
+        for version, steps in component.migrations:
+            if int(found[0]) < version <= component.version:
+                for step in steps:
+                    conn.execute(step.sql(dialect))
+        conn.execute(
+            render(f"UPDATE {VERSION_TABLE.name} SET version = ? WHERE component = ?", dialect),
+            (component.version, component.name),
         )
     elif int(found[0]) > component.version:
         raise ConfigError(

@@ -28,12 +28,26 @@ from spendmeter.storage.schema import Component, Dialect, Row, ensure
 log = logging.getLogger("spendmeter")
 
 
-def connect(path: str, *, busy_timeout_s: float = 30.0) -> sqlite3.Connection:
+# A bulk writer (the ledger: 40 columns, 3 indexes, thousands of rows per transaction) measured 1.5-2x faster
+# with bigger pages (fewer page splits; a new file only), a page cache that holds the indexes' hot pages, and
+# fewer WAL checkpoints (each is an fsync of the database file).
+BULK_PAGE_SIZE = 16384
+BULK_CACHE_KIB = 32 * 1024
+BULK_CHECKPOINT_PAGES = 2500  # x 16 KiB pages: ~40 MB of WAL between checkpoints
+
+
+def connect(path: str, *, busy_timeout_s: float = 30.0, bulk: bool = False) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN IMMEDIATE ourselves. check_same_thread=False: a connection is
     # used by one thread at a time, but may be closed by another (close()).
     conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
     conn.execute("PRAGMA synchronous = NORMAL")
+    if bulk:
+        conn.execute(f"PRAGMA page_size = {BULK_PAGE_SIZE}")  # takes effect only while the file is empty
+        conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {BULK_CHECKPOINT_PAGES}")
+        # The WAL file keeps its largest size after a checkpoint; cap what stays on disk.
+        conn.execute(f"PRAGMA journal_size_limit = {BULK_CHECKPOINT_PAGES * BULK_PAGE_SIZE * 2}")
     return conn
 
 
@@ -51,17 +65,26 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 class SQLiteDatabase:
     """A SQLite file with per-thread, fork-aware connections. The file (and its directory) is created and
-    WAL mode switched on at construction, so an unusable path fails at `init()` with a `ConfigError`."""
+    WAL mode switched on at construction, so an unusable path fails at `init()` with a `ConfigError`.
+    `bulk=True`: settings for a writer of large batches (see `BULK_*`)."""
 
     dialect: Dialect = "sqlite"
 
-    def __init__(self, target: Target | str, *, key: str = "store", busy_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        target: Target | str,
+        *,
+        key: str = "store",
+        busy_timeout_s: float = 30.0,
+        bulk: bool = False,
+    ) -> None:
         self.target = target if isinstance(target, Target) else Target("sqlite", path=target)
         if self.target.kind != "sqlite" or not self.target.path:
             raise ValueError(f"not a SQLite target: {self.target!r}")
         self.path: str = self.target.path
         self.key = key
         self.busy_timeout_s = busy_timeout_s
+        self.bulk = bulk
         self._local = threading.local()
         self._mine: list[tuple[int, sqlite3.Connection]] = []  # (pid that opened it, connection)
         self._mine_lock = threading.Lock()
@@ -86,7 +109,7 @@ class SQLiteDatabase:
         pid = os.getpid()
         if conn is not None and local.pid == pid:
             return conn
-        conn = connect(self.path, busy_timeout_s=self.busy_timeout_s)
+        conn = connect(self.path, busy_timeout_s=self.busy_timeout_s, bulk=self.bulk)
         local.conn, local.pid = conn, pid
         with self._mine_lock:
             self._mine.append((pid, conn))
