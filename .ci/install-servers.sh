@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Install the servers the e2e tests run (Prometheus, promtool, Alertmanager, amtool, PostgreSQL) from
-# Debian's packages, only when their binaries are missing. Idempotent; starts no service (the tests
-# start their own processes on free 127.0.0.1 ports).
+# Install the servers the e2e tests run (Prometheus, promtool, Alertmanager, amtool, PostgreSQL) and the
+# headless browser the cost page is checked in (Chromium) from Debian's packages, only when missing.
+# Idempotent; starts no service (the tests start their own processes on free 127.0.0.1 ports).
 set -euo pipefail
 
 missing=()
@@ -9,9 +9,12 @@ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || 
 { command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1; } \
   && command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+# The font keeps the page's screenshot the same on a bare image (Chromium falls back to it).
+{ command -v chromium >/dev/null 2>&1 && [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; } \
+  || missing+=(chromium fonts-dejavu-core)
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "install-servers: prometheus, alertmanager and postgresql already installed"
+  echo "install-servers: prometheus, alertmanager, postgresql and chromium already installed"
   exit 0
 fi
 
@@ -34,6 +37,6 @@ trap cleanup EXIT
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 
-command -v prometheus promtool amtool >/dev/null
+command -v prometheus promtool amtool chromium >/dev/null
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
 echo "install-servers: done"

@@ -1,5 +1,10 @@
 """Who and what a call is for: a contextvar, settable by `attribute(...)`, carried across services as baggage.
 
+Besides user, feature, agent and conversation, any keyword is a tag: `attribute(team="payments",
+tenant="acme", plan="pro")`. Tags go to the ledger (`tags` column), the spans (`spendmeter.tag.<name>`) and
+the baggage (`spendmeter.tag.<name>`); they become Prometheus labels only when named in
+`SPENDMETER_LABEL_TAGS` / `init(label_tags=...)`, so a tag never adds series by surprise.
+
 `attribute` is a context manager and a decorator (sync and async functions); it nests, inner values win.
 contextvars make it safe across threads (each thread starts empty) and asyncio tasks (each task copies the
 context it was created in). OpenTelemetry baggage carries the same values to other services: what we set
@@ -11,6 +16,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -29,6 +35,14 @@ BAGGAGE_KEYS = {
     "agent": "spendmeter.agent",
     "conversation": "spendmeter.conversation",
 }
+TAG_BAGGAGE_PREFIX = "spendmeter.tag."
+# A tag name must be usable as a Prometheus label and a span attribute suffix, and must not shadow a label
+# spendmeter already exports (or one Prometheus adds).
+TAG_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+RESERVED_TAG_NAMES = frozenset({
+    "user", "feature", "agent", "conversation", "provider", "model", "type", "status", "usage", "tool", "kind",
+    "label", "budget", "scope", "key", "period", "level", "le", "quantile", "job", "instance", "service",
+})  # fmt: skip
 _EMPTY = Attribution()
 _current: contextvars.ContextVar[Attribution] = contextvars.ContextVar("spendmeter_attribution", default=_EMPTY)
 
@@ -41,8 +55,21 @@ def current() -> Attribution:
     entries = baggage.get_all()
     if not entries:
         return own
-    from_baggage = Attribution(**{field: _str_or_none(entries.get(key)) for field, key in BAGGAGE_KEYS.items()})
-    return from_baggage.merged(own)
+    tags = tuple(sorted((k[len(TAG_BAGGAGE_PREFIX):], str(v)) for k, v in entries.items()
+                        if k.startswith(TAG_BAGGAGE_PREFIX) and v is not None
+                        and check_tag_name(k[len(TAG_BAGGAGE_PREFIX):], strict=False)))
+    fields = {field: _str_or_none(entries.get(key)) for field, key in BAGGAGE_KEYS.items()}
+    return Attribution(**fields, tags=tags).merged(own)
+
+
+def check_tag_name(name: str, *, strict: bool = True) -> bool:
+    """True for a usable tag name; with `strict`, a bad one raises ValueError saying what is allowed."""
+    ok = bool(TAG_NAME.fullmatch(name)) and name not in RESERVED_TAG_NAMES
+    if not ok and strict:
+        why = "is reserved (spendmeter or Prometheus uses that label)" if name in RESERVED_TAG_NAMES else (
+            "must be lower-case letters, digits and _ (at most 40, a letter first)")
+        raise ValueError(f"tag name {name!r} {why}")
+    return ok
 
 
 def _str_or_none(value: object) -> str | None:
@@ -52,7 +79,9 @@ def _str_or_none(value: object) -> str | None:
 class attribute:
     """Attribute every LLM call made inside to a user, feature, agent and conversation.
 
-    Usable as `with attribute(...):` and as `@attribute(...)` on sync or async functions.
+    Usable as `with attribute(...):` and as `@attribute(...)` on sync or async functions. Any other keyword
+    is a tag (`team="payments"`); a tag set to None is left as the outer block has it. A bad tag name raises
+    ValueError here, where it is written.
     """
 
     def __init__(
@@ -61,9 +90,14 @@ class attribute:
         feature: str | None = None,
         agent: str | None = None,
         conversation: str | None = None,
+        **tags: object,
     ) -> None:
+        for name in tags:
+            check_tag_name(name)
+        cleaned = {name: _clean(value) for name, value in tags.items()}
         self._values = Attribution(
-            user=_clean(user), feature=_clean(feature), agent=_clean(agent), conversation=_clean(conversation)
+            user=_clean(user), feature=_clean(feature), agent=_clean(agent), conversation=_clean(conversation),
+            tags=tuple(sorted((k, v) for k, v in cleaned.items() if v is not None)),
         )
         self._tokens: list[tuple[contextvars.Token[Attribution], object]] = []
 
@@ -75,6 +109,8 @@ class attribute:
             value = getattr(self._values, field)
             if value is not None:
                 ctx = baggage.set_baggage(key, value, context=ctx)
+        for name, value in self._values.tags:
+            ctx = baggage.set_baggage(TAG_BAGGAGE_PREFIX + name, value, context=ctx)
         otel_token = otel_context.attach(ctx)
         self._tokens.append((token, otel_token))
         return merged
@@ -108,6 +144,7 @@ def _as_kwargs(values: Attribution) -> dict[str, str | None]:
         "feature": values.feature,
         "agent": values.agent,
         "conversation": values.conversation,
+        **dict(values.tags),
     }
 
 

@@ -28,15 +28,28 @@ class Attribution:
     feature: str | None = None
     agent: str | None = None
     conversation: str | None = None
+    # Any other dimensions (`attribute(team="payments", tenant="acme")`): (name, value) pairs sorted by name,
+    # a tuple so the record stays frozen and hashable.
+    tags: tuple[tuple[str, str], ...] = ()
 
     def merged(self, inner: Attribution) -> Attribution:
-        """`inner` wins wherever it says something; `self` fills the rest."""
+        """`inner` wins wherever it says something (tag by tag); `self` fills the rest."""
+        tags = self.tags
+        if inner.tags:
+            tags = tuple(sorted({**dict(self.tags), **dict(inner.tags)}.items())) if tags else inner.tags
         return Attribution(
             user=inner.user if inner.user is not None else self.user,
             feature=inner.feature if inner.feature is not None else self.feature,
             agent=inner.agent if inner.agent is not None else self.agent,
             conversation=inner.conversation if inner.conversation is not None else self.conversation,
+            tags=tags,
         )
+
+    def tag(self, name: str) -> str | None:
+        for key, value in self.tags:
+            if key == name:
+                return value
+        return None
 
 
 @dataclass(slots=True)

@@ -12,6 +12,8 @@ _SUBCOMMAND_MODULES = (
     "spendmeter.demo.cli",
     "spendmeter.pricing.cli",
     "spendmeter.budgets.cli",
+    "spendmeter.analytics.cli",
+    "spendmeter.stack.cli",
 )
 
 

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 import spendmeter
 from spendmeter.testing import ProviderServer
+from spendmeter.testing.scenarios import LOCAL_PROVIDERS
 
 BUDGETS = """
 timezone: UTC
@@ -38,7 +39,7 @@ def agent(tmp_path, prometheus, alertmanager, webhook, stub_exporter):
     path.write_text(BUDGETS)
     with ProviderServer() as provider:
         rt = spendmeter.init(prometheus_port=servers.free_port(), registry=CollectorRegistry(), budgets=path,
-                             usage_hosts=("127.0.0.1",), service_name="e2e-agent")
+                             usage_hosts=("127.0.0.1",), providers=LOCAL_PROVIDERS, service_name="e2e-agent")
         stub_exporter.set_upstream(rt.server.url + "/metrics")
         client = openai.OpenAI(base_url=provider.openai_base_url, api_key="sk-test", max_retries=0)
         try:

@@ -37,7 +37,16 @@ import servers
 import yaml
 
 import spendmeter
-from spendmeter.dashboards import BUILTIN_SUBSTITUTIONS, all_panel_queries, iter_panels, load_all, variables_used
+from spendmeter.dashboards import (
+    BUILTIN_SUBSTITUTIONS,
+    all_panel_queries,
+    iter_panels,
+    load_all,
+    variable_query,
+    variables_used,
+)
+from spendmeter.dashboards._promql import increase
+from spendmeter.demo.driver import DEMO_TEAMS
 
 DASH_DIR = servers.REPO / "grafana" / "dashboards"
 DATASOURCES_DIR = servers.REPO / "grafana" / "provisioning" / "datasources"
@@ -68,7 +77,7 @@ FALLBACK = " or vector(0)"
 EXPECTED_FALLBACK_ONLY: dict[str, str] = {
     'count(ALERTS{alertname="LLMBudgetBurnRateForecast", alertstate="firing", budget=~".*"})':
         "the alert has `for: 15m` (prometheus/rules/alerts.yml): it is pending here, never firing",
-    "sum(increase(spendmeter_internal_errors_total[1h]))":
+    f"sum({increase('spendmeter_internal_errors_total', '1h')})":
         "the counter's series appear with the first contained internal error; a healthy run has none",
 }
 
@@ -94,7 +103,8 @@ def stack(prometheus_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     budgets.write_text(BUDGETS)
     port = servers.free_port()
     demo_log = workdir / "demo.log"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
+           "SPENDMETER_LABEL_TAGS": "team"}  # the demo's `team` tag as a label: the "Spend by tag" panels
     with open(demo_log, "wb") as log:  # the child keeps its own descriptor
         demo = subprocess.Popen(
             [sys.executable, "-m", "spendmeter.cli", "demo", "--port", str(port), "--rate", DEMO_RATE,
@@ -240,8 +250,9 @@ def test_variable_pickers_list_the_demo_values(stack: DemoStack) -> None:
         for var in dash["templating"]["list"]:
             if var["type"] != "query":
                 continue
-            match = _LABEL_VALUES.fullmatch(var["definition"])
-            assert match, f"{dash['uid']}: ${var['name']} is not label_values(...): {var['definition']}"
+            definition = variable_query(var)
+            match = _LABEL_VALUES.fullmatch(definition)
+            assert match, f"{dash['uid']}: ${var['name']} is not label_values(...): {definition}"
             # The selector may refer to another variable (model filters on $provider): All, as the panels.
             selector = re.sub(r'"\$\{?\w+\}?"', '".*"', match["selector"])
             label = match["label"]
@@ -249,7 +260,7 @@ def test_variable_pickers_list_the_demo_values(stack: DemoStack) -> None:
                    + urllib.parse.urlencode({"match[]": selector}))
             values = json.loads(servers.http_get(url))["data"]
             if not values:
-                problems.append(f"- {dash['uid']}: ${var['name']} ({var['definition']}) lists nothing")
+                problems.append(f"- {dash['uid']}: ${var['name']} ({definition}) lists nothing")
     assert not problems, "\n".join(problems)
 
 
@@ -289,6 +300,55 @@ def test_dashboards_use_only_the_provisioned_datasource_and_defined_variables() 
         defined = set(variables) | set(BUILTIN_SUBSTITUTIONS) | {"__all"}
         texts = [t["expr"] for p in iter_panels(dash) for t in p.get("targets", [])]
         texts += [p.get("title", "") for p in iter_panels(dash)]
-        texts += [v.get("definition", "") for v in variables.values()]
+        texts += [variable_query(v) for v in variables.values()]
         for text in texts:
             assert variables_used(text) <= defined, f"{uid}: {variables_used(text) - defined} in {text}"
+
+
+# ---------------------------------------------------------------------------------------------- the numbers
+
+
+def query_at(prom: servers.Prometheus, expr: str, at: float) -> dict[tuple[tuple[str, str], ...], float]:
+    """An instant query evaluated at `at`: labels (sorted pairs) -> value."""
+    url = prom.url + "/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": f"{at:.3f}"})
+    reply = json.loads(servers.http_get(url))
+    assert reply["status"] == "success", reply
+    return {tuple(sorted(r["metric"].items())): float(r["value"][1]) for r in reply["data"]["result"]}
+
+
+def panel_expr(uid: str, title: str) -> str:
+    (expr,) = [e for u, t, e in all_panel_queries(DASH_DIR) if (u, t) == (uid, title)]
+    return expr
+
+
+@pytest.mark.parametrize(("title", "by"), [
+    ("Spend today", ""), ("Top users", "user"), ("Spend by provider and model", "provider, model"),
+    ("Spend by tag (team)", "team"),
+])
+def test_spend_panels_count_every_series_first_spend(stack: DemoStack, title: str, by: str) -> None:
+    """Prometheus' TSDB began empty during this demo, so over a window longer than the demo every dollar the
+    counters hold was spent inside it: each spend panel must equal the counters' own sum. A plain increase()
+    reads a series' first sample as 0 (it needs two) and would come up short."""
+    grouping = f" by ({by})" if by else ""
+    expr = panel_expr("spendmeter-overview", title.replace("(team)", "($tag)") if "tag" in title else title)
+    truth_expr = f"sum{grouping} (llm_cost_usd_total)"
+
+    def differences() -> list[str]:
+        at = time.time() - 2  # a moment every sample of which is already in
+        got, truth = query_at(stack.prometheus, expr, at), query_at(stack.prometheus, truth_expr, at)
+        if not truth:
+            return ["no spend yet"]
+        if expr.startswith("topk(10,"):  # the ten highest spenders, each with its whole spend
+            top = sorted(truth, key=lambda k: -truth[k])[:10]
+            if sorted(got.values()) != sorted(truth[k] for k in top):
+                return [f"top 10 {sorted(got.values())} != {sorted(truth[k] for k in top)}"]
+            truth = {k: truth[k] for k in got}
+        problems = [f"{dict(k)}: panel {got.get(k)} != counters {v}" for k, v in truth.items()
+                    if got.get(k) is None or abs(got[k] - v) > 1e-9 * max(1.0, v)]
+        return problems + [f"{dict(k)}: only on the panel" for k in got.keys() - truth.keys()]
+
+    problems = poll_until_empty(differences)
+    assert not problems, "\n".join(problems)
+    if by == "team":
+        teams = {dict(k).get("team") for k in query_at(stack.prometheus, truth_expr, time.time())}
+        assert teams >= set(DEMO_TEAMS), teams  # the tag label is exported and shown

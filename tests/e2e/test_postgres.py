@@ -276,7 +276,9 @@ def test_ledger_records_real_sdk_calls_exactly(postgres_dsn):
     assert rows[4][:4] == ("anthropic", "claude-3-5-sonnet-20240620", "hugo", "contracts")
     assert rows[4][11:13] == (163, 1000)  # 5-minute and 1-hour cache writes kept apart
     assert total == 4 * (Decimal(2000) * Decimal("0.15") + Decimal(1000) * Decimal("0.60")) / 1_000_000
-    assert version == (1,)
+    from spendmeter.sinks.ledger import SCHEMA_VERSION
+
+    assert version == (SCHEMA_VERSION,)  # a fresh ledger is created at the current schema
 
 
 def test_ledger_survives_a_restart_and_a_second_writer(postgres_dsn):

@@ -6,6 +6,7 @@ import pytest
 
 from spendmeter.instrumentation import patches
 from spendmeter.testing import ProviderServer
+from spendmeter.testing.scenarios import LOCAL_PROVIDERS
 
 
 @pytest.fixture(scope="session")
@@ -16,14 +17,15 @@ def provider_server():
 
 @pytest.fixture
 def instrumented(collected, pipeline, provider_server):
-    """SDKs patched; calls collected; the local server counts as a host that accepts include_usage."""
+    """SDKs patched; calls collected; the local server counts as a host that accepts include_usage, and is
+    mapped to openai (its `/v1` base URL) and anthropic (its root), as a user maps a local server."""
     try:
         from spendmeter.pricing import load_pricebook
 
         pipeline.set(pricer=load_pricebook(None).price_call)
     except ImportError:  # TEMP until pricing lands
         pipeline.set(pricer=None)
-    pipeline.set(usage_hosts=("127.0.0.1",))
+    pipeline.set(usage_hosts=("127.0.0.1",), providers=LOCAL_PROVIDERS)
     patches.instrument()
     provider_server.clear()
     yield collected

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import spendmeter
+from spendmeter.testing.scenarios import LOCAL_PROVIDERS
 
 BUDGETS = """
 timezone: UTC
@@ -51,7 +52,8 @@ def budgeted(pipeline, provider_server, tmp_path):
     path.write_text(BUDGETS)
     clock = Clock()
     rt = spendmeter.init(
-        budgets=path, registry=CollectorRegistry(), serve_metrics=False, usage_hosts=("127.0.0.1",), budget_clock=clock
+        budgets=path, registry=CollectorRegistry(), serve_metrics=False, usage_hosts=("127.0.0.1",),
+            providers=LOCAL_PROVIDERS, budget_clock=clock
     )
     provider_server.clear()
     yield rt, clock

@@ -84,11 +84,12 @@ def _seed_with_early_events(users: int, first: int) -> int:
     raise AssertionError("no seed below 1000 gives both early")
 
 
-def test_demo_in_process_metrics_budgets_and_report(budgets_file: Path) -> None:
+def test_demo_in_process_metrics_budgets_and_report(budgets_file: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     out = io.StringIO()
     seed = _seed_with_early_events(12, first=30)  # 30 messages: 1 s at the rate below
-    demo = Demo(Options(duration=4, rate=30, port=0, users=12, seed=seed, budgets=str(budgets_file)), out=out,
-                registry=CollectorRegistry())
+    demo = Demo(Options(duration=4, rate=30, port=0, users=12, seed=seed, budgets=str(budgets_file),
+                        ledger=str(tmp_path / "demo-ledger.db")), out=out, registry=CollectorRegistry())
     demo.start()
     try:
         url = demo.metrics_url
@@ -105,6 +106,8 @@ def test_demo_in_process_metrics_budgets_and_report(budgets_file: Path) -> None:
         scraper.join(timeout=10)
         after = _get(url + "/metrics")  # still served until close()
         budgets = json.loads(_get(url + "/api/budgets"))
+        top_users = json.loads(_get(url + "/api/costs/top-users?limit=1000"))  # from the demo's ledger
+        daily_features = json.loads(_get(url + "/api/costs/daily-by-feature"))
         report = demo.report()
     finally:
         demo.close()
@@ -145,6 +148,17 @@ def test_demo_in_process_metrics_budgets_and_report(budgets_file: Path) -> None:
         assert section in report, section
     assert re.search(rf"t-user-daily\s+user\s+{HEAVY_USER}\s.*BLOCKING", report)
     assert f"openai/{UNKNOWN_MODEL}" in report and "/api/budgets" in report
+
+    # The ledger the demo wrote: the cost API during the run, `spendmeter report` after it, exact sums.
+    assert sum(Decimal(r["cost_usd"]) for r in top_users["rows"]) == demo.stats.spend
+    assert sum(r["calls"] for r in top_users["rows"]) == demo.stats.calls
+    assert top_users["rows"][0]["user_id"] == HEAVY_USER
+    assert sum(Decimal(r["cost_usd"]) for r in daily_features["rows"]) == demo.stats.spend
+    assert demo.ledger and f"spendmeter report --ledger {demo.ledger}" in report and "/api/costs/top-users" in report
+    assert "cost API:" in out.getvalue()
+    capsys.readouterr()
+    assert cli_main(["report", "--ledger", demo.ledger, "--by", "feature", "--format", "json"]) == 0
+    assert Decimal(json.loads(capsys.readouterr().out)["totals"]["cost_usd"]) == demo.stats.spend
     assert "messages" in out.getvalue()  # the progress line (one per 5 s when not a TTY, and a last one)
 
 
@@ -200,6 +214,8 @@ def _check_report(stdout: str) -> None:
         assert section in stdout, (section, stdout[-2000:])
     calls = re.search(r"user messages, ([\d,]+) LLM calls", stdout)
     assert calls and int(calls.group(1).replace(",", "")) > 0
+    ledger = re.search(r"spendmeter report --ledger (\S+)", stdout)  # the demo wrote a ledger, and says where
+    assert ledger and Path(ledger.group(1)).is_file() and "/api/costs/top-users" in stdout
 
 
 def test_demo_command_runs_for_duration(budgets_file: Path) -> None:

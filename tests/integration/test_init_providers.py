@@ -25,7 +25,9 @@ SCRIPT = textwrap.dedent(
     metrics.set_meter_provider(app_mp)
 
     import openai, spendmeter
-    spendmeter.init(serve_metrics=False, otlp_endpoint="http://127.0.0.1:9/unused", usage_hosts=("127.0.0.1",))
+    from spendmeter.testing.scenarios import LOCAL_PROVIDERS
+    spendmeter.init(serve_metrics=False, otlp_endpoint="http://127.0.0.1:9/unused", usage_hosts=("127.0.0.1",),
+                    providers=LOCAL_PROVIDERS)
     client = openai.OpenAI(base_url=os.environ["PROVIDER_URL"] + "/v1", api_key="sk")
     with spendmeter.attribute(user="alice"):
         client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],

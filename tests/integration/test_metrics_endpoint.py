@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 import spendmeter
+from spendmeter.testing.scenarios import LOCAL_PROVIDERS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +40,8 @@ def _scrape(url: str) -> dict[tuple[str, frozenset], float]:
 
 @pytest.fixture
 def runtime(pipeline, provider_server):
-    rt = spendmeter.init(prometheus_port=_free_port(), registry=CollectorRegistry(), usage_hosts=("127.0.0.1",))
+    rt = spendmeter.init(prometheus_port=_free_port(), registry=CollectorRegistry(), usage_hosts=("127.0.0.1",),
+        providers=LOCAL_PROVIDERS)
     yield rt
     spendmeter.shutdown()
 

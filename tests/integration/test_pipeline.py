@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 import spendmeter
 from spendmeter.testing import CollectingSink
+from spendmeter.testing.scenarios import LOCAL_PROVIDERS
 
 MSG = [{"role": "user", "content": "hi"}]
 USAGE = {"x-fake-usage": "input=2000,output=1000"}
@@ -40,9 +41,11 @@ def sink(pipeline):
 
 
 def test_a_sink_added_before_init_survives_init_and_reinit(sink, provider_server, oai):
-    spendmeter.init(serve_metrics=False, registry=CollectorRegistry(), usage_hosts=("127.0.0.1",))
+    spendmeter.init(serve_metrics=False, registry=CollectorRegistry(), usage_hosts=("127.0.0.1",),
+        providers=LOCAL_PROVIDERS)
     oai.chat.completions.create(model="gpt-4o-mini", messages=MSG, extra_headers=USAGE)
-    spendmeter.init(serve_metrics=False, registry=CollectorRegistry(), usage_hosts=("127.0.0.1",))
+    spendmeter.init(serve_metrics=False, registry=CollectorRegistry(), usage_hosts=("127.0.0.1",),
+        providers=LOCAL_PROVIDERS)
     oai.chat.completions.create(model="gpt-4o-mini", messages=MSG, extra_headers=USAGE)
     assert len(sink.calls) == 2
     assert all(c.priced for c in sink.calls)  # both went through a full pipeline, pricing included
@@ -51,7 +54,8 @@ def test_a_sink_added_before_init_survives_init_and_reinit(sink, provider_server
 def test_reinit_under_load_loses_no_call_and_counts_none_twice(sink, provider_server, tmp_path):
     registry = CollectorRegistry()
     ledger = tmp_path / "ledger.db"
-    options = dict(serve_metrics=False, registry=registry, usage_hosts=("127.0.0.1",), ledger=str(ledger))
+    options = dict(serve_metrics=False, registry=registry, usage_hosts=("127.0.0.1",),
+        providers=LOCAL_PROVIDERS, ledger=str(ledger))
     spendmeter.init(**options)
     client = openai.OpenAI(base_url=provider_server.openai_base_url, api_key="sk-test", max_retries=0)
     stop = threading.Event()
@@ -113,7 +117,8 @@ def test_a_hashed_user_id_is_absent_from_every_output(sink, provider_server, oai
     registry = CollectorRegistry()
     caplog.set_level(logging.DEBUG, logger="spendmeter")
     rt = spendmeter.init(
-        prometheus_port=0, registry=registry, usage_hosts=("127.0.0.1",), hash_users_key="k3y",
+        prometheus_port=0, registry=registry, usage_hosts=("127.0.0.1",),
+            providers=LOCAL_PROVIDERS, hash_users_key="k3y",
         budgets=budgets, ledger=str(tmp_path / "ledger.db"), tracer_provider=tracer_provider,
         meter_provider=MeterProvider(metric_readers=[reader]),
     )  # fmt: skip
@@ -148,7 +153,8 @@ def test_a_failing_span_write_is_counted_on_metrics(sink, provider_server, oai, 
         raise RuntimeError("attribute bug")
 
     registry = CollectorRegistry()
-    spendmeter.init(serve_metrics=False, registry=registry, usage_hosts=("127.0.0.1",), tracer_provider=TracerProvider())
+    spendmeter.init(serve_metrics=False, registry=registry, usage_hosts=("127.0.0.1",),
+        providers=LOCAL_PROVIDERS, tracer_provider=TracerProvider())
     monkeypatch.setattr(spans, "_cost_attributes", broken)
     result = oai.chat.completions.create(model="gpt-4o-mini", messages=MSG, extra_headers=USAGE)
     assert result.choices[0].message.content

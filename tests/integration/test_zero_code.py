@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from tests.otlp_receiver import OtlpReceiver
 
+from spendmeter.testing.scenarios import LOCAL_PROVIDERS_ENV
+
 AGENT = textwrap.dedent(
     """
     import os, urllib.request
@@ -47,6 +49,7 @@ def test_opentelemetry_instrument_zero_code(provider_server, tmp_path):
             "PROVIDER_URL": provider_server.url,
             "SPENDMETER_PROMETHEUS_PORT": str(port),
             "SPENDMETER_USAGE_HOSTS": "127.0.0.1",
+            "SPENDMETER_PROVIDERS": LOCAL_PROVIDERS_ENV,
             "OTEL_SERVICE_NAME": "zero-code-agent",
             "OTEL_TRACES_EXPORTER": "otlp",
             "OTEL_METRICS_EXPORTER": "none",

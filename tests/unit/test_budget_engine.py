@@ -230,7 +230,9 @@ def test_estimate_blocks_a_call_that_could_cross_the_limit() -> None:
 
     engine, _ = engine_for(config, estimate_cost=estimate)
     engine.on_call(make_call("0.90"))
-    engine.check(make_call(max_tokens=10_000))  # 0.90 + 0.10 = 1.00, not past the limit
+    admitted = make_call(None, max_tokens=10_000)
+    engine.check(admitted)  # 0.90 + 0.10 = 1.00, not past the limit
+    engine.on_call(admitted)  # finished (unpriced here): its reservation of 0.10 is released
     engine.check(make_call(max_tokens=None))  # no estimate: only the spent >= limit rule applies
     with pytest.raises(BudgetExceeded) as info:
         engine.check(make_call(max_tokens=10_001))
@@ -239,9 +241,10 @@ def test_estimate_blocks_a_call_that_could_cross_the_limit() -> None:
     assert len(priced) == 3
 
 
-def test_estimate_is_not_priced_when_no_budget_asks() -> None:
+def test_estimate_is_not_priced_when_no_budget_applies() -> None:
+    # A blocking budget reserves the worst case (issue #12), so it is priced; but only when one applies.
     engine, _ = engine_for(estimate_cost=lambda call: pytest.fail("should not be priced"))
-    engine.check(make_call(max_tokens=100))
+    engine.check(make_call(max_tokens=100, user=None))
 
 
 def test_status_rows() -> None:

@@ -19,6 +19,7 @@ from spendmeter.dashboards import (
     iter_panels,
     load_all,
     panel_queries,
+    variable_query,
     variables_used,
 )
 
@@ -150,7 +151,7 @@ def test_every_query_uses_the_datasource_variable(committed: dict[str, dict[str,
 def test_every_variable_used_is_defined(committed: dict[str, dict[str, Any]]) -> None:
     for dash in committed.values():
         defined = {v["name"] for v in dash["templating"]["list"]} | GRAFANA_BUILTINS
-        texts = [v.get("definition", "") for v in dash["templating"]["list"]]
+        texts = [variable_query(v) for v in dash["templating"]["list"]]
         texts += [t["expr"] for p in iter_panels(dash) for t in p.get("targets", [])]
         texts += [p.get("title", "") for p in iter_panels(dash)]
         for text in texts:
@@ -163,7 +164,7 @@ def test_queries_use_only_contract_metrics(committed: dict[str, dict[str, Any]])
     for dash in committed.values():
         for var in dash["templating"]["list"]:
             if var["type"] == "query":
-                definition = var["definition"]
+                definition = variable_query(var)
                 assert re.fullmatch(r"label_values\((\w+)(\{.*\})?, *\w+\)", definition), definition
                 seen |= metric_names(definition.removeprefix("label_values(").rsplit(",", 1)[0])
         for uid_title_expr in panel_queries(dash):

@@ -189,6 +189,7 @@ def test_instruments_are_the_contract_rows(sink, reader):
     sink.on_call(_call())
     sink.on_call(_call(status="blocked", usage=Usage(source="missing"), cost=None))
     sink.on_call(_call(cost=Unpriced("no price")))
+    sink.on_call(_call(tool_uses=(("web_search", 2),)))
     names = set(_points(reader))
     call_metrics = {m.name for m in contract.CALL_METRICS}
     assert call_metrics <= names

@@ -30,8 +30,11 @@ MATCH_KEYS = ("user", "feature", "agent", "model", "provider")
 DEFAULT_WARN_AT = (0.8,)
 DEFAULT_GAUGE_MAX_KEYS = 1000
 
-_TOP_KEYS = ("timezone", "store", "gauge_max_keys", "budgets")
-_BUDGET_KEYS = ("name", "scope", "match", "period", "limit_usd", "warn_at", "action", "estimate")
+_TOP_KEYS = ("timezone", "store", "gauge_max_keys", "store_timeout_ms", "reservation_ttl_s", "spool", "budgets")
+_BUDGET_KEYS = ("name", "scope", "match", "period", "limit_usd", "warn_at", "action", "estimate", "on_store_error")
+ON_STORE_ERROR = ("open", "closed")
+DEFAULT_STORE_TIMEOUT_MS = 50  # the most a budget check waits for the store on the caller's thread
+DEFAULT_RESERVATION_TTL_S = 600  # a reservation whose call never finished (crashed process) stops counting
 _STORE_FORMS = "memory, sqlite:///path/to/spend.db or postgresql://user@host:5432/db (or env:NAME)"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 
@@ -46,6 +49,7 @@ class Budget:
     action: Action = "alert"
     match: Mapping[str, frozenset[str]] = field(default_factory=dict)  # label -> accepted values
     estimate: bool = False  # block a call whose pre-call estimate would take spend past the limit
+    on_store_error: Literal["open", "closed"] = "open"  # store unreachable: admit (local view) or block
 
     @property
     def per_key(self) -> bool:
@@ -62,6 +66,9 @@ class BudgetConfig:
     store_path: str | None = field(default=None, repr=False)  # SQLite file resolved, DSN, env:NAME; None: memory
     gauge_max_keys: int = DEFAULT_GAUGE_MAX_KEYS
     file: str | None = None
+    store_timeout_ms: int = DEFAULT_STORE_TIMEOUT_MS
+    reservation_ttl_s: int = DEFAULT_RESERVATION_TTL_S
+    spool: str | None = None  # directory for spend the store could not take (resolved like a SQLite store)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -111,6 +118,16 @@ def parse_budgets(data: Any, *, file: str | None = None, base_dir: Path | None =
     if isinstance(max_keys, bool) or not isinstance(max_keys, int) or max_keys < 1:
         raise fail("gauge_max_keys", f"expected a positive integer, got {max_keys!r}")
 
+    timeout_ms = _int_in(data.get("store_timeout_ms", DEFAULT_STORE_TIMEOUT_MS), 1, 60_000, "store_timeout_ms", fail)
+    ttl_s = _int_in(data.get("reservation_ttl_s", DEFAULT_RESERVATION_TTL_S), 10, 86_400, "reservation_ttl_s", fail)
+    spool = data.get("spool")
+    if spool is not None:
+        if not isinstance(spool, str) or not spool.strip():
+            raise fail("spool", f"expected a directory path such as /var/lib/app/spend-spool, got {spool!r}")
+        spool = str((base_dir or Path(".")) / Path(spool).expanduser())
+        if not os.path.isdir(spool) or not os.access(spool, os.W_OK | os.X_OK):
+            raise fail("spool", f"{spool} is not a writable directory: create it (mkdir -p) or fix its permissions")
+
     raw = data.get("budgets", [])
     if not isinstance(raw, list):
         raise fail("budgets", f"expected a list of budgets, got {_kind(raw)}")
@@ -130,6 +147,9 @@ def parse_budgets(data: Any, *, file: str | None = None, base_dir: Path | None =
         store_path=store_path,
         gauge_max_keys=max_keys,
         file=file,
+        store_timeout_ms=timeout_ms,
+        reservation_ttl_s=ttl_s,
+        spool=spool,
     )
 
 
@@ -156,7 +176,16 @@ def _parse_budget(item: Any, where: str, fail: Any) -> Budget:
         raise fail(f"{where}.estimate", f"expected true or false, got {estimate!r}")
     if estimate and action != "block":
         raise fail(f"{where}.estimate", "only applies to budgets with action: block (an alert never blocks)")
-    return Budget(name, scope, period, limit, warn_at, action, match, estimate)
+    on_error = _one_of(item.get("on_store_error", "open"), ON_STORE_ERROR, f"{where}.on_store_error", fail)
+    if "on_store_error" in item and action != "block":
+        raise fail(f"{where}.on_store_error", "only applies to budgets with action: block (an alert never blocks)")
+    return Budget(name, scope, period, limit, warn_at, action, match, estimate, on_error)
+
+
+def _int_in(value: Any, low: int, high: int, key: str, fail: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise fail(key, f"expected a whole number from {low} to {high}, got {value!r}")
+    return value
 
 
 def _one_of(value: Any, allowed: tuple[str, ...], key: str, fail: Any) -> Any:

@@ -13,8 +13,19 @@ Which budgets a call counts against
   the hashed id, so neither the store, the gauges nor `/api/budgets` ever hold the raw one.
 
 Time: both `check` and `on_call` use the engine's clock (UTC now unless injected), so spend lands in the
-period in which the cost became known. The check-then-spend pair is not atomic: N calls in flight at
-once can each pass the check and overshoot a limit by up to their combined cost.
+period in which the cost became known.
+
+Reservations: `check` reserves the call's worst case (`estimate_cost(call)`) on every blocking budget it
+counts against, in one atomic store step that also decides admission, and `on_call` settles it (the actual
+cost replaces the reservation). So N concurrent callers overshoot a limit by at most one call's cost. A call
+without a worst case (no `max_tokens`) reserves nothing: it is admitted while spend + reservations are
+below the limit, and concurrent ones can each take the last room.
+
+No stall: with a SQL store, `check` waits for the store at most `store_timeout_s` (in a small thread pool),
+and `on_call` only queues (`spendmeter.budgets.writer`). A store that fails or misses the deadline is
+marked down; until a background probe succeeds, checks decide at once from the local view (last spend
+seen, plus what this process spent and reserved since) for `on_store_error: open` budgets, or block for
+`closed` ones, and the `llm_budget_blind` gauge is 1.
 """
 
 from __future__ import annotations
@@ -23,7 +34,10 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,7 +45,10 @@ from typing import Any
 
 from spendmeter.budgets.config import Budget, BudgetConfig
 from spendmeter.budgets.periods import PeriodWindow, window
-from spendmeter.budgets.store import SpendStore, from_nano, open_store, to_nano
+from spendmeter.budgets.spend import Claim, Settlement, SpendKey, admits, clamp_nano
+from spendmeter.budgets.spool import Spool
+from spendmeter.budgets.store import SpendStore, from_nano, open_store, storable_key, to_nano
+from spendmeter.budgets.writer import SpendWriter
 from spendmeter.call import UNKNOWN, Call
 from spendmeter.errors import BudgetExceeded
 from spendmeter.errors import plain_usd as _plain
@@ -57,6 +74,8 @@ class BudgetStatus:
     utilization: float
     action: str
     warn_at: tuple[float, ...]
+    reserved: Decimal = Decimal(0)  # held by calls in flight (their worst case), not yet settled
+    blind: bool = False  # the store is unreachable: `spent` is the last value seen
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly: money as strings (exact), times as ISO 8601."""
@@ -72,6 +91,8 @@ class BudgetStatus:
             "utilization": self.utilization,
             "action": self.action,
             "warn_at": list(self.warn_at),
+            "reserved_usd": _plain(self.reserved),
+            "blind": self.blind,
         }
 
 
@@ -106,6 +127,8 @@ class BudgetEngine:
         store: SpendStore | None = None,
         estimate_cost: CostEstimator | None = None,
         gauge_refresh_interval_s: float = 1.0,
+        store_timeout_s: float | None = None,
+        previous: BudgetEngine | None = None,
     ) -> None:
         self.config = config
         self.clock: Clock = clock or _utc_now
@@ -116,15 +139,51 @@ class BudgetEngine:
                 "its own spend. Use store: sqlite:///spend.db (in %s) to share it",
                 config.file or "the budgets file",
             )
-        # Pre-call estimate for `estimate: true` budgets: the most this call can cost, or None if unknown.
+        # The worst case of a call (reserved before it is sent), or None if unknown.
         self.estimate_cost = estimate_cost
         self.gauge_refresh_interval_s = gauge_refresh_interval_s
+        self.store_timeout_s = config.store_timeout_ms / 1000 if store_timeout_s is None else store_timeout_s
+        self.reservation_ttl_s = float(config.reservation_ttl_s)
         self._tz = config.tz
         self._limits_nano = {b.name: to_nano(b.limit_usd) for b in config.budgets}
         self._blocking = tuple(b for b in config.budgets if b.action == "block")
         self._gauges: Any = None
         self._last_refresh = float("-inf")
         self._refresh_lock = threading.Lock()
+        self._local = bool(getattr(self.store, "local", False))  # no I/O: called directly, no deadline
+        # id(call) -> (call, reservation id, keys, nano, blind): the call is held so its id is not reused.
+        self._held: dict[int, tuple[Call, str, tuple[SpendKey, ...], int, bool]] = {}
+        self._held_lock = threading.Lock()
+        # The local view for deciding without the store: used (spend + reservations) last seen per key,
+        # plus what this process settled and reserved since.
+        self._seen: dict[SpendKey, int] = {}
+        self._since: dict[SpendKey, int] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: set[Future[Any]] = set()  # reservations running in the pool (close waits for them)
+        self.writer: SpendWriter | None = None
+        if previous is not None and previous.store is self.store:
+            # A re-init on the same store: calls started under the previous engine finish into this one, so
+            # its reservations, local view, writer thread and check pool carry on here (nothing is settled
+            # twice, nothing waits for its reservation to expire).
+            self._held, self._held_lock = previous._held, previous._held_lock
+            self._seen, self._since = previous._seen, previous._since
+            self._pool, self.writer = previous._pool, previous.writer
+            if self.writer is not None:
+                self.writer.on_tick, self.writer.on_health = self._tick, self._health_changed
+        elif not self._local:
+            self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spendmeter-budgets-check")
+            self.writer = SpendWriter(
+                self.store,
+                spool=Spool(config.spool) if config.spool else None,
+                on_tick=self._tick,
+                tick_s=max(0.05, min(gauge_refresh_interval_s, 1.0)),
+                on_health=self._health_changed,
+            )
+
+    @property
+    def blind(self) -> bool:
+        """True while the store is unreachable: decisions are made from the local view."""
+        return self.writer is not None and not self.writer.up
 
     # -- which budgets, which key -------------------------------------------------------------------
     @staticmethod
@@ -139,95 +198,170 @@ class BudgetEngine:
                 return None
         if budget.scope == "global":
             return GLOBAL_KEY
-        return _label(call, budget.scope, call.who)
+        key = _label(call, budget.scope, call.who)
+        return None if key is None else storable_key(str(key))
 
     def window(self, budget: Budget, now: datetime | None = None) -> PeriodWindow:
         return window(budget.period, now or self.clock(), self._tz)
 
     # -- before the call ----------------------------------------------------------------------------
     def check(self, call: Call) -> None:
-        """Raise `BudgetExceeded` if a blocking budget that applies to this call has no room left."""
+        """Reserve the call's worst case on every blocking budget it counts against, or raise
+        `BudgetExceeded` if one has no room left. Waits for the store at most `store_timeout_s`."""
         if not self._blocking:
             return
         now = self.clock()
-        estimate: Decimal | None = None
-        estimated = False
+        found: list[tuple[Claim, Budget, PeriodWindow]] = []
         for budget in self._blocking:
             key = self.scope_key(budget, call)
             if key is None:
                 continue
             win = self.window(budget, now)
-            spent = self.store.get(budget.name, key, win.key)
-            limit = self._limits_nano[budget.name]
-            if spent >= limit:
-                raise BudgetExceeded(budget.name, budget.scope, key, from_nano(spent), budget.limit_usd, win.end)
-            if budget.estimate and self.estimate_cost is not None:
-                if not estimated:  # price the call at most once, only if some budget asks for it
-                    estimate, estimated = self.estimate_cost(call), True
-                if estimate is not None and spent + to_nano(estimate) > limit:
-                    raise BudgetExceeded(
-                        budget.name,
-                        budget.scope,
-                        key,
-                        from_nano(spent),
-                        budget.limit_usd,
-                        win.end,
-                        estimated=estimate,
-                    )
+            found.append((((budget.name, key, win.key), self._limits_nano[budget.name], budget.estimate), budget, win))
+        if not found:
+            return
+        found.sort(key=lambda f: f[0][0])  # one lock order for every reservation (PostgreSQL row locks)
+        claims = [f[0] for f in found]
+        estimate = self.estimate_cost(call) if self.estimate_cost is not None else None
+        nano = clamp_nano(to_nano(estimate)) if estimate is not None and estimate > 0 else 0
+        rid = uuid.uuid4().hex
+        wall = time.time()
+        result = self._reserve(rid, claims, nano, wall + self.reservation_ttl_s, wall)
+        blind = result is None
+        if result is None:
+            refused, used = self._decide_blind(claims, nano, found)
+        else:
+            refused, used = result
+            for claim, u in zip(claims, used, strict=True):
+                self._seen[claim[0]] = u
+                self._since.pop(claim[0], None)
+        if refused is not None:
+            (key3, limit, _strict), budget, win = found[refused]
+            u = used[refused]
+            tipped = budget.estimate and nano > 0 and u < limit
+            raise BudgetExceeded(budget.name, budget.scope, key3[1], from_nano(u), budget.limit_usd, win.end,
+                                 estimated=estimate if tipped else None)  # fmt: skip
+        if nano > 0:
+            keys = tuple(c[0] for c in claims)
+            if blind:
+                for k in keys:
+                    self._since[k] = self._since.get(k, 0) + nano
+            with self._held_lock:
+                self._held[id(call)] = (call, rid, keys, nano, blind)
+
+    def _reserve(
+        self, rid: str, claims: list[Claim], nano: int, expires_at: float, now: float
+    ) -> tuple[int | None, list[int]] | None:
+        """The store's answer, or None when it is down or missed the deadline."""
+        if self._local:
+            return self.store.reserve(rid, claims, nano, expires_at, now)
+        assert self._pool is not None and self.writer is not None
+        if not self.writer.up:
+            return None
+        future = self._pool.submit(self.store.reserve, rid, claims, nano, expires_at, now)
+        self._inflight.add(future)
+        future.add_done_callback(self._inflight.discard)
+        try:
+            return future.result(timeout=self.store_timeout_s)
+        except FutureTimeout:
+            self.writer.mark_down(f"no answer within {self.store_timeout_s * 1000:.0f} ms")
+            if nano > 0:  # it may still succeed later: then release what nobody will settle
+                future.add_done_callback(lambda f: self._release_late(f, rid))
+        except Exception as exc:
+            self.writer.mark_down(type(exc).__name__)
+        return None
+
+    def _release_late(self, future: Future[Any], rid: str) -> None:
+        if future.exception() is None and future.result()[0] is None and self.writer is not None:
+            self.writer.put((rid, ()))
+
+    def _decide_blind(
+        self, claims: list[Claim], nano: int, found: list[tuple[Claim, Budget, PeriodWindow]]
+    ) -> tuple[int | None, list[int]]:
+        used = [self._seen.get(c[0], 0) + self._since.get(c[0], 0) for c in claims]
+        for i, ((_key, limit, strict), budget, _win) in enumerate(found):
+            if budget.on_store_error == "closed" or not admits(used[i], limit, nano, strict):
+                return i, used
+        return None, used
 
     # -- after the call -----------------------------------------------------------------------------
     def on_call(self, call: Call) -> None:
-        """Sink interface: add the finished call's cost to every budget it counts against."""
-        if call.status == "blocked":
-            return  # nothing was sent, nothing was billed
-        nano = to_nano(call.cost_usd)
-        if nano <= 0:
-            return  # unpriced or free: no row to touch
-        now = self.clock()
-        items = []
-        for budget in self.config.budgets:
-            key = self.scope_key(budget, call)
-            if key is not None:
-                items.append(((budget.name, key, self.window(budget, now).key), nano))
-        self.store.add(items)
-        due = time.monotonic() - self._last_refresh >= self.gauge_refresh_interval_s
-        if self._gauges is not None and due:
-            self.refresh_gauges()
+        """Sink interface: settle the call's reservation and add its cost to every budget it counts against."""
+        with self._held_lock:
+            held = self._held.pop(id(call), None)
+        rid: str | None = None
+        if held is not None and held[0] is call:
+            rid = None if held[4] else held[1]
+            for k in held[2]:
+                if held[4]:
+                    self._since[k] = self._since.get(k, 0) - held[3]
+        nano = 0 if call.status == "blocked" else clamp_nano(to_nano(call.cost_usd))  # blocked: nothing sent
+        items: list[tuple[SpendKey, int]] = []
+        if nano > 0:
+            now = self.clock()
+            for budget in self.config.budgets:
+                key = self.scope_key(budget, call)
+                if key is not None:
+                    items.append(((budget.name, key, self.window(budget, now).key), nano))
+        if rid is None and not items:
+            return
+        settlement: Settlement = (rid, items)
+        if self.writer is None:
+            self.store.settle([settlement])
+            due = time.monotonic() - self._last_refresh >= self.gauge_refresh_interval_s
+            if self._gauges is not None and due:
+                self.refresh_gauges()
+            return
+        if not self.writer.up:
+            for k, n in items:  # spent while blind: part of the local view until the store answers again
+                self._since[k] = self._since.get(k, 0) + n
+        self.writer.put(settlement)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until the spend queued so far is in the store. True when it is (always, for memory)."""
+        return True if self.writer is None else self.writer.flush(timeout)
 
     # -- reading ------------------------------------------------------------------------------------
     def spent(self, budget_name: str, key: str = GLOBAL_KEY) -> Decimal:
-        """Spend of one budget key in the current period."""
+        """Spend of one budget key in the current period (after writing what is queued)."""
         budget = self._budget(budget_name)
+        self.flush()
         return from_nano(self.store.get(budget.name, key, self.window(budget).key))
 
     def status(self, max_keys: int | None = None) -> list[BudgetStatus]:
-        """Current period of every budget: one row for a global budget, the top spenders for per-key ones."""
+        """Current period of every budget: one row for a global budget, the top spenders for per-key ones,
+        with what calls in flight have reserved. While the store is unreachable: the local view, `blind`."""
         max_keys = self.config.gauge_max_keys if max_keys is None else max_keys
         now = self.clock()
+        wall = time.time()
+        blind = self.blind
+        if not blind:
+            self.flush(1.0)
         out: list[BudgetStatus] = []
         for budget in self.config.budgets:
             win = self.window(budget, now)
-            if budget.per_key:
-                rows = self.store.top(budget.name, win.key, 1, max_keys)
+            if blind:
+                local = {k[1]: u + self._since.get(k, 0) for k, u in self._seen.items()
+                         if k[0] == budget.name and k[2] == win.key}  # fmt: skip
+                rows = sorted(local.items(), key=lambda kv: -kv[1])[:max_keys]
+                if not budget.per_key and not rows:
+                    rows = [(GLOBAL_KEY, 0)]
+                held: dict[str, int] = {}
             else:
-                rows = [(GLOBAL_KEY, self.store.get(budget.name, GLOBAL_KEY, win.key))]
+                if budget.per_key:
+                    rows = self.store.top(budget.name, win.key, 1, max_keys)
+                else:
+                    rows = [(GLOBAL_KEY, self.store.get(budget.name, GLOBAL_KEY, win.key))]
+                held = self.store.reserved(budget.name, win.key, wall) if budget.action == "block" else {}
             limit = self._limits_nano[budget.name]
             for key, nano in rows:
                 out.append(
                     BudgetStatus(
-                        budget.name,
-                        budget.scope,
-                        key,
-                        budget.period,
-                        win.start,
-                        win.end,
-                        from_nano(nano),
-                        budget.limit_usd,
-                        nano / limit,
-                        budget.action,
-                        budget.warn_at,
+                        budget.name, budget.scope, key, budget.period, win.start, win.end, from_nano(nano),
+                        budget.limit_usd, nano / limit, budget.action, budget.warn_at,
+                        from_nano(held.get(key, 0)), blind,
                     )
-                )
+                )  # fmt: skip
         return out
 
     # -- gauges -------------------------------------------------------------------------------------
@@ -241,9 +375,22 @@ class BudgetEngine:
     def gauges(self) -> Any:
         return self._gauges
 
+    def _health_changed(self, up: bool) -> None:
+        if self._gauges is not None:
+            self._gauges.set_blind(self.config.budgets, not up)
+
+    def _tick(self) -> None:
+        """The writer thread, every tick: the gauges (store reads happen there, never on a caller's thread)."""
+        if self._gauges is not None and time.monotonic() - self._last_refresh >= self.gauge_refresh_interval_s:
+            self.refresh_gauges()
+
     def refresh_gauges(self) -> None:
-        """Set every gauge from the store (after spend and at scrape time). No-op until registered."""
+        """Set every gauge from the store (after spend and at scrape time). No-op until registered. While the
+        store is unreachable only the blind gauge is set: the others keep their last values."""
         if self._gauges is None:
+            return
+        self._gauges.set_blind(self.config.budgets, self.blind)
+        if self.blind:
             return
         with self._refresh_lock:
             now = self.clock()
@@ -263,6 +410,16 @@ class BudgetEngine:
             self._gauges.update(snapshot)
             self._last_refresh = time.monotonic()
 
+    def sweep(self, older_than_s: float | None = None) -> int:
+        """Forget local records of reservations whose calls never finished (their store rows expire by
+        themselves). Runs from `prune`; returns how many."""
+        limit = time.perf_counter() - (self.reservation_ttl_s if older_than_s is None else older_than_s)
+        with self._held_lock:
+            stale = [k for k, v in self._held.items() if getattr(v[0], "start_monotonic", limit) < limit]
+            for k in stale:
+                del self._held[k]
+        return len(stale)
+
     # -- housekeeping -------------------------------------------------------------------------------
     def prune(self, keep_previous: int = 1) -> int:
         """Forget spend older than the current period and `keep_previous` periods before it."""
@@ -275,7 +432,25 @@ class BudgetEngine:
             removed += self.store.prune(budget.name, win.key)
         return removed
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Write the queued spend (to the spool if the store is down), stop the threads, close the store."""
+        deadline = time.monotonic() + timeout
+        stopped = True
+        if self.writer is not None:
+            stopped = self.writer.close(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for future in list(self._inflight):
+                try:
+                    future.exception(timeout=max(0.0, deadline - time.monotonic()))
+                except Exception:  # still running (a frozen store), or cancelled
+                    stopped = stopped and future.done()
+        if not stopped:
+            # A thread is still inside a store call: closing its connection under it can crash the process
+            # (sqlite3) or raise there. Leave the store to the garbage collector.
+            log.warning("spendmeter budgets: the spend store %r did not answer within %.1fs; left open", self.store,
+                        timeout)  # fmt: skip
+            return
         self.store.close()
 
     def _budget(self, name: str) -> Budget:

@@ -55,6 +55,7 @@ class BudgetGauges:
         self.warn = gauge(c.BUDGET_WARN)
         self.period_end = gauge(c.BUDGET_PERIOD_END)
         self.over_limit = gauge(c.BUDGET_OVER_LIMIT)
+        self.blind = gauge(c.BUDGET_BLIND)
         self._multiprocess = _multiprocess()
         self._exported: set[tuple[str, ...]] = set()  # per-key label tuples currently shown
 
@@ -75,6 +76,13 @@ class BudgetGauges:
         for labels in self._exported - shown:
             self._drop(labels)
         self._exported = shown
+
+    def set_blind(self, budgets: Sequence[Budget], blind: bool) -> None:
+        """Which budgets decide without their store right now (all of an engine's share one store). Cheap
+        (no I/O): set from the caller's thread when a check finds the store down."""
+        for budget in budgets:
+            mode = budget.on_store_error if budget.action == "block" else "n/a"
+            self.blind.labels(budget.name, mode).set(1 if blind else 0)
 
     def reset(self) -> None:
         """Forget every series (a new engine, possibly with other budgets, takes over these gauges)."""
@@ -98,4 +106,4 @@ class BudgetGauges:
                 pass
 
     def describe(self) -> list[Any]:
-        return [self.limit, self.spent, self.utilization, self.warn, self.period_end, self.over_limit]
+        return [self.limit, self.spent, self.utilization, self.warn, self.period_end, self.over_limit, self.blind]

@@ -1,5 +1,8 @@
 """Grafana dashboards for spendmeter, generated from code and committed as JSON under grafana/dashboards/.
 
+The code builds them with grafana-foundation-sdk (Grafana's typed builders; the `dashboards` extra):
+`_panels.py` holds our panel kinds, `overview.py`, `user.py` and `budgets.py` the dashboards.
+
     python -m spendmeter.dashboards            # rewrite grafana/dashboards/*.json from this code
     python -m spendmeter.dashboards --check    # exit 1 if the committed JSON differs from the code
 
@@ -48,11 +51,20 @@ def iter_panels(dashboard_json: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def default_substitutions(dashboard_json: Mapping[str, Any]) -> dict[str, str]:
-    """Every template variable as All (`.*`), Grafana's interval variables as BUILTIN_SUBSTITUTIONS."""
+    """Every query variable as All (`.*`), a text box as its default, Grafana's interval variables as
+    BUILTIN_SUBSTITUTIONS."""
     subs = dict(BUILTIN_SUBSTITUTIONS)
     for var in dashboard_json.get("templating", {}).get("list", []):
-        subs[var["name"]] = ".*"
+        subs[var["name"]] = str(var.get("query", "")) if var.get("type") in ("textbox", "constant") else ".*"
     return subs
+
+
+def variable_query(var: Mapping[str, Any]) -> str:
+    """A query variable's `label_values(...)` text, whether Grafana stored it as a string or an object."""
+    query = var.get("query", "")
+    if isinstance(query, Mapping):
+        return str(query.get("query", ""))
+    return str(var.get("definition") or query)
 
 
 def panel_queries(

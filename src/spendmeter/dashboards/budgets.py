@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from spendmeter.dashboards._model import (
-    Panel,
-    Target,
-    Variable,
+from spendmeter.dashboards._panels import (
+    USD,
+    WARN,
+    bargauge_panel,
     dashboard,
     datasource_variable,
+    label_variable,
     merge_table,
-    override,
+    organize,
+    stat_panel,
+    table_panel,
+    timeseries_panel,
 )
+from spendmeter.dashboards._panels import query as Q
 
 UID = "spendmeter-budgets"
 
@@ -39,84 +44,53 @@ BUDGET_ALERTS = (
 )
 ALL_ALERTS = 'alertname=~"LLM.*|Spendmeter.*"'
 LEGEND = "{{budget}} {{scope}}={{key}} ({{period}})"
-WARN_THRESHOLDS: list[tuple[float | None, str]] = [(None, "green"), (0.8, "orange"), (1.0, "red")]
 
 
 def build() -> dict[str, Any]:
     variables = [
         datasource_variable(),
-        Variable("budget", "Budget", "label_values(llm_budget_limit_usd, budget)"),
+        label_variable("budget", "Budget", "label_values(llm_budget_limit_usd, budget)"),
     ]
     panels = [
-        Panel(
-            "Budget utilization", "bargauge", [Target(UTILIZATION, LEGEND, instant=True)],
-            width=12, height=8, unit="percentunit", min=0, max=1.2, thresholds=WARN_THRESHOLDS,
-            description="Spent / limit in the current period. Per-user series appear only for users at "
-            "or above the budget's lowest warn level.",
-        ),
-        Panel(
-            "Budget alerts firing", "stat",
-            [
-                Target(f'count(ALERTS{{alertname="{name}", alertstate="firing", {B}}}) or vector(0)', name,
-                       instant=True)
-                for name in BUDGET_ALERTS
-            ],
-            width=12, height=8, decimals=0, thresholds=[(None, "green"), (1, "red")],
-            options={"textMode": "value_and_name"},
+        bargauge_panel("Budget utilization", [Q(UTILIZATION, LEGEND, instant=True)], width=12, height=8,
+                       unit="percentunit", min_value=0, max_value=1.2, steps=WARN,
+                       description="Spent / limit in the current period. Per-user series appear only for users "
+                       "at or above the budget's lowest warn level."),
+        stat_panel(
+            "Budget alerts firing",
+            [Q(f'count(ALERTS{{alertname="{name}", alertstate="firing", {B}}}) or vector(0)', name, instant=True)
+             for name in BUDGET_ALERTS],
+            width=12, height=8, decimals=0, steps=((None, "green"), (1, "red")), with_names=True,
             description="Number of firing alert instances per budget rule, from Prometheus' ALERTS series.",
         ),
-        Panel(
-            "Spent, limit and forecast", "table",
-            [Target(q, instant=True, table=True) for q in (SPENT, LIMIT, UTILIZATION, FORECAST)],
-            width=24, height=8, unit="currencyUSD",
-            transformations=merge_table(
-                {"Value #A": "Spent", "Value #B": "Limit", "Value #C": "Utilization",
-                 "Value #D": "Forecast at period end"}
-            ),
-            overrides=[override("Utilization", unit="percentunit", decimals=1)],
+        table_panel(
+            "Spent, limit and forecast",
+            [Q(expr, instant=True, table_format=True) for expr in (SPENT, LIMIT, UTILIZATION, FORECAST)],
+            width=24, height=8, unit=USD,
+            transformations=merge_table({"Value #A": "Spent", "Value #B": "Limit", "Value #C": "Utilization",
+                                         "Value #D": "Forecast at period end"}),
+            overrides=[("Utilization", {"unit": "percentunit", "decimals": 1})],
             description=FORECAST_NOTE,
         ),
-        Panel(
-            "Spent and limit", "timeseries",
-            [Target(SPENT, "spent: " + LEGEND), Target(LIMIT, "limit: " + LEGEND)],
-            unit="currencyUSD",
-        ),
-        Panel(
-            "Forecast at period end / limit", "timeseries",
-            [Target(f"({FORECAST})\n/ on ({KEYS})\n{LIMIT}", LEGEND)],
-            unit="percentunit", min=0, thresholds=WARN_THRESHOLDS,
-            options={"legend": {"displayMode": "table", "placement": "bottom", "calcs": ["lastNotNull"]}},
-            description=FORECAST_NOTE + " Above 100 % the budget is on course to run out before the end.",
-        ),
-        Panel(
-            "Time left in the period", "bargauge",
-            [Target(SECONDS_LEFT, "{{budget}} ({{period}})", instant=True)],
-            width=8, height=7, unit="dtdurations", options={"displayMode": "basic"},
-        ),
-        Panel(
-            "Users over their limit", "stat",
-            [Target(f"max by (budget) (llm_budget_users_over_limit{{{B}}})", "{{budget}}", instant=True)],
-            width=8, height=7, decimals=0, thresholds=[(None, "green"), (1, "orange")],
-            options={"textMode": "value_and_name"},
-            description="Per-user budgets: how many users have spent their whole limit this period.",
-        ),
-        Panel(
-            "Warn levels", "table",
-            [Target(f"max by (budget, level) (llm_budget_warn_ratio{{{B}}})", instant=True, table=True)],
-            width=8, height=7, unit="percentunit",
-            transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True},
-                                                            "renameByName": {"Value": "Warn at"}}}],
-        ),
-        Panel(
-            "All spendmeter alerts", "stat",
-            [
-                Target(f'count(ALERTS{{{ALL_ALERTS}, alertstate="firing"}}) or vector(0)', "firing",
-                       instant=True),
-                Target(f'count(ALERTS{{{ALL_ALERTS}, alertstate="pending"}}) or vector(0)', "pending",
-                       instant=True),
-            ],
-            width=24, height=4, decimals=0, thresholds=[(None, "green"), (1, "orange")],
-            options={"textMode": "value_and_name"},
+        timeseries_panel("Spent and limit", [Q(SPENT, "spent: " + LEGEND), Q(LIMIT, "limit: " + LEGEND)], unit=USD),
+        timeseries_panel("Forecast at period end / limit", [Q(f"({FORECAST})\n/ on ({KEYS})\n{LIMIT}", LEGEND)],
+                         unit="percentunit", min_value=0, steps=WARN, legend_bottom=True,
+                         description=FORECAST_NOTE + " Above 100 % the budget is on course to run out before the "
+                         "end."),
+        bargauge_panel("Time left in the period", [Q(SECONDS_LEFT, "{{budget}} ({{period}})", instant=True)],
+                       width=8, height=7, unit="dtdurations", basic=True),
+        stat_panel("Users over their limit",
+                   [Q(f"max by (budget) (llm_budget_users_over_limit{{{B}}})", "{{budget}}", instant=True)],
+                   width=8, height=7, decimals=0, steps=((None, "green"), (1, "orange")), with_names=True,
+                   description="Per-user budgets: how many users have spent their whole limit this period."),
+        table_panel("Warn levels",
+                    [Q(f"max by (budget, level) (llm_budget_warn_ratio{{{B}}})", instant=True, table_format=True)],
+                    width=8, height=7, unit="percentunit", transformations=[organize({"Value": "Warn at"})]),
+        stat_panel(
+            "All spendmeter alerts",
+            [Q(f'count(ALERTS{{{ALL_ALERTS}, alertstate="firing"}}) or vector(0)', "firing", instant=True),
+             Q(f'count(ALERTS{{{ALL_ALERTS}, alertstate="pending"}}) or vector(0)', "pending", instant=True)],
+            width=24, height=4, decimals=0, steps=((None, "green"), (1, "orange")), with_names=True,
             description="Every spendmeter rule (budgets, spend spikes, unpriced models, streams without "
             "usage, target down). Pending = the condition holds but its 'for' time has not passed.",
         ),

@@ -1,7 +1,9 @@
 """The demo's simulated traffic: who sends a message, and which SDK calls each agent makes for it.
 
 A user message goes through three agents in turn: a `router` (cheap model), a specialist chosen by the
-message's feature, and a `summarizer`. Each agent is one function that returns the `Request`s it makes
+message's feature, and a `summarizer`; search and support messages sometimes also reach a `research` agent
+(Gemini, through google-genai, when installed) and a `triage` agent (through LiteLLM, with `--litellm`).
+Each agent is one function that returns the `Request`s it makes
 (model, arguments, fake usage headers); nothing here sends them: `driver` does, through the real SDKs.
 Keeping the two apart lets a test check the workload (same seed, same calls) without a server.
 
@@ -15,8 +17,9 @@ cheap one, and the counts are whatever the provider bills.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from random import Random
 from typing import Any, Literal
 
@@ -47,7 +50,8 @@ P_PRIORITY = 0.15  # coding calls sent with service_tier="priority" (billed at a
 REAL_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-3-haiku-20240307"}
 REAL_MAX_TOKENS = 48
 
-Api = Literal["chat", "responses", "embeddings", "messages", "messages_stream"]
+Api = Literal["chat", "responses", "embeddings", "messages", "messages_stream", "gemini", "gemini_stream",
+              "litellm"]
 
 _PROMPTS = {
     "support": (
@@ -96,7 +100,20 @@ class Request:
 
     @property
     def provider(self) -> str:
+        """The client the driver sends it with: an SDK, or LiteLLM (which routes by the model's prefix)."""
+        if self.api.startswith(("gemini", "litellm")):
+            return self.api.split("_")[0]
         return "anthropic" if self.api.startswith("messages") else "openai"
+
+
+def _installed_providers() -> frozenset[str]:
+    """openai and anthropic, plus gemini when google-genai is installed. LiteLLM is opt-in (`--litellm`):
+    importing it takes seconds, which every demo start would pay."""
+    try:
+        gemini = importlib.util.find_spec("google.genai") is not None
+    except (ImportError, ValueError):
+        gemini = False
+    return frozenset({"openai", "anthropic", *(("gemini",) if gemini else ())})
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +121,7 @@ class Profile:
     """Local fake provider (token counts and failures chosen by us) or real providers (cheap models only)."""
 
     real: bool = False
-    providers: frozenset[str] = frozenset({"openai", "anthropic"})
+    providers: frozenset[str] = field(default_factory=_installed_providers)
 
     def model(self, provider: str, local_model: str) -> str:
         return REAL_MODELS[provider] if self.real and local_model not in _CHEAP else local_model
@@ -295,9 +312,46 @@ SPECIALISTS: dict[str, Agent] = {
 }
 
 
+def research_agent(msg: Message, rng: Random, profile: Profile) -> list[Request]:
+    """Gemini (google-genai) reads the search results again over a cached corpus, sometimes streamed."""
+    if msg.feature != "search" or rng.random() < 0.5:
+        return []
+    output = rng.randint(80, 300)
+    stream = rng.random() < 0.5
+    headers, retries = _fake(profile, rng, f"{msg.conversation}-{msg.number}-research", stream=stream, retryable=False,
+                             input=rng.randint(300, 1200), cached=rng.choice((0, 4096, 8192)), output=output,
+                             reasoning=rng.randint(0, output // 2))
+    kwargs = {"model": "gemini-2.5-flash", "contents": _prompt(msg, rng), "extra_headers": headers,
+              "config": {"max_output_tokens": _max_tokens(profile, output)}}
+    return [Request("research", "gemini_stream" if stream else "gemini", kwargs, retries)]
+
+
+def triage_agent(msg: Message, rng: Random, profile: Profile) -> list[Request]:
+    """An agent built on a framework that calls LiteLLM: it tags support tickets, via anthropic/ or openai/."""
+    if msg.feature != "support" or rng.random() < 0.5:
+        return []
+    output = rng.randint(10, 60)
+    route = rng.choice(("anthropic/claude-3-haiku-20240307", "openai/gpt-4o-mini"))
+    stream = rng.random() < 0.3
+    headers, retries = _fake(profile, rng, f"{msg.conversation}-{msg.number}-triage", stream=stream, retryable=False,
+                             input=rng.randint(200, 800), output=output)
+    kwargs: dict[str, Any] = {"model": route, "messages": [{"role": "user", "content": _prompt(msg, rng)}],
+                              "max_tokens": _max_tokens(profile, output), "extra_headers": headers}
+    if stream:
+        kwargs["stream"] = True
+    return [Request("triage", "litellm", kwargs, retries)]
+
+
+# Agents that run after the summarizer, each with a random stream of its own, so adding one changes no
+# other agent's calls for a seed.
+EXTRAS: tuple[Agent, ...] = (research_agent, triage_agent)
+
+
 def conversation_requests(msg: Message, profile: Profile) -> list[Request]:
-    """Every call one message causes, in order: router, specialist, summarizer."""
+    """Every call one message causes, in order: router, specialist, summarizer, then the extra agents."""
     rng = Random(msg.seed)
     requests = [*router_agent(msg, rng, profile), *SPECIALISTS[msg.feature](msg, rng, profile),
                 *summarizer_agent(msg, rng, profile)]
+    for index, agent in enumerate(EXTRAS, start=1):
+        requests += agent(msg, Random(msg.seed + index), profile)
     return [r for r in requests if r.provider in profile.providers]

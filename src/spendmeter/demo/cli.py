@@ -16,6 +16,7 @@ import importlib.resources
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -55,8 +56,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--port", type=int, default=9464, help="port of /metrics; 0 picks a free one (default 9464)")
     p.add_argument("--seed", type=int, default=7, help="random seed of the workload (default 7)")
     p.add_argument("--budgets", default=None, metavar="FILE", help="budgets YAML (default: the demo's own)")
+    p.add_argument("--ledger", default=None, metavar="TARGET", help="the per-call ledger the cost API and "
+                   "`spendmeter report` read: a SQLite path or postgresql://... (default: a new SQLite file in a "
+                   "temporary directory, kept after the demo)")
     p.add_argument("--real", action="store_true", help="call the real providers with OPENAI_API_KEY / "
                    f"ANTHROPIC_API_KEY: cheap models only, at most {REAL_MAX_MESSAGES} messages")
+    p.add_argument("--litellm", action="store_true", help="add an agent that calls through LiteLLM "
+                   "(needs spendmeter[litellm]; importing LiteLLM adds seconds to the start)")
     p.set_defaults(func=main)
 
 
@@ -70,10 +76,13 @@ class Options:
     seed: int = 7
     budgets: str | None = None
     real: bool = False
+    litellm: bool = False
+    ledger: str | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Options:
-        return cls(args.duration, args.users, args.rate, args.host, args.port, args.seed, args.budgets, args.real)
+        return cls(args.duration, args.users, args.rate, args.host, args.port, args.seed, args.budgets, args.real,
+                   getattr(args, "litellm", False), getattr(args, "ledger", None))
 
 
 def main(args: argparse.Namespace) -> int:
@@ -147,6 +156,7 @@ class Demo:
         self._started = time.monotonic()
         self._ended: float | None = None
         self._reported = False
+        self.ledger: str | None = None  # the ledger target the demo writes
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -163,6 +173,7 @@ class Demo:
             self.profile = Profile(real=True, providers=frozenset(p for p, k in keys.items() if k))
             self.clients = Clients.build(openai_key=keys["openai"], anthropic_key=keys["anthropic"])
             usage_hosts = None  # the defaults: api.openai.com asks for stream usage
+            providers = None  # the real endpoints are in the built-in host table
         else:
             from spendmeter.testing import ProviderServer
 
@@ -171,13 +182,21 @@ class Demo:
                 openai_base_url=self.provider.openai_base_url, anthropic_base_url=self.provider.anthropic_base_url,
                 openai_key="sk-demo-not-a-real-key", anthropic_key="sk-ant-demo-not-a-real-key", timeout=10.0,
             )
+            if self.clients.add_local_optional(self.provider, litellm=opts.litellm):
+                self.profile = Profile(providers=self.profile.providers | {"litellm"})
             usage_hosts = ("127.0.0.1",)
+            # The local fake provider is no endpoint the host table knows: map it as a user maps a local server.
+            providers = {f"127.0.0.1:{self.provider.port}/v1": "openai", f"127.0.0.1:{self.provider.port}": "anthropic"}
+        # A ledger, so the cost API and `spendmeter report` have the demo's calls; kept after the demo ends.
+        self.ledger = opts.ledger or str(Path(tempfile.mkdtemp(prefix="spendmeter-demo-")) / "ledger.db")
         self.runtime = spendmeter.init(
+            ledger=self.ledger,
             service_name="spendmeter-demo",
             prometheus_host=opts.host,
             prometheus_port=opts.port,
             budgets=budgets_path,
             usage_hosts=usage_hosts,
+            providers=providers,
             registry=self.registry,
         )
         spendmeter.add_sink(self.stats)  # after init(): init() sets the sink list afresh
@@ -211,7 +230,7 @@ class Demo:
         elapsed = (self._ended or time.monotonic()) - self._started
         status = self.runtime.budgets.status() if self.runtime and self.runtime.budgets else []
         return format_report(self.stats, elapsed_s=elapsed, budget_status=status, metrics_url=self.metrics_url,
-                             real=self.opts.real)
+                             real=self.opts.real, ledger=self.ledger)
 
     def print_report(self) -> None:
         if not self._reported and self.runtime is not None:
@@ -358,6 +377,9 @@ class Demo:
         ]
         if self.metrics_url:
             lines += [f"  metrics:       {self.metrics_url}/metrics",
-                      f"  budget status: {self.metrics_url}/api/budgets"]
+                      f"  budget status: {self.metrics_url}/api/budgets",
+                      f"  cost API:      {self.metrics_url}/api/costs/top-users (all routes: /api/costs)"]
+        if self.ledger:
+            lines.append(f"  ledger:        {self.ledger}")
         self.out.write("\n".join(lines) + "\n")
         self.out.flush()

@@ -138,13 +138,14 @@ def format_report(
     budget_status: list[Any],
     metrics_url: str | None,
     real: bool = False,
+    ledger: str | None = None,
 ) -> str:
     with stats._lock:  # a consistent picture even if a straggling call finishes while we format
-        return _format(stats, elapsed_s, budget_status, metrics_url, real)
+        return _format(stats, elapsed_s, budget_status, metrics_url, real, ledger)
 
 
 def _format(stats: DemoStats, elapsed_s: float, budget_status: list[Any], metrics_url: str | None,
-            real: bool) -> str:
+            real: bool, ledger: str | None = None) -> str:
     total = stats.spend
     msgs = sum(stats.messages.values())
     lines = [
@@ -214,7 +215,15 @@ def _format(stats: DemoStats, elapsed_s: float, budget_status: list[Any], metric
         lines += [
             f"  {metrics_url}/metrics       Prometheus exposition (llm_cost_usd_total, llm_requests_total, ...)",
             f"  {metrics_url}/api/budgets   budget status as JSON",
-            "  (both are served while the demo runs)",
+            f"  {metrics_url}/api/costs/top-users, /api/costs/daily-by-feature, /api/costs/by-model, ...",
+            "                               exact spend from the ledger as JSON (the list: /api/costs)",
+            "  (all are served while the demo runs)",
+        ]
+    if ledger:
+        lines += [
+            f"  ledger: {ledger}  (kept after the demo)",
+            f"  spendmeter report --ledger {ledger} --by user    (or --by feature, model, agent, day; "
+            "--format csv)",
         ]
     lines += [
         "  With `docker compose up` (see docs/stack.md): Prometheus http://localhost:9090, "

@@ -1,17 +1,18 @@
-"""Patches for libraries whose public API is module functions (LiteLLM's `litellm.completion` & co.), and
-`Deferred`, which applies any patch only once its SDK is imported by the application.
+"""Patches for libraries whose public API is module functions (LiteLLM's `litellm.completion` & co.), and two
+strategies that wrap other patches: `Deferred` (apply once the SDK is imported) and `FirstOf` (the first row
+that exists in the installed version).
 
-`FunctionPatch` wraps `module.name` in every module that exports it (LiteLLM defines `completion` in
-`litellm.chat_completions.dispatch` and re-exports it as `litellm.completion`). `from litellm import
+`FunctionPatch` replaces `module.name` in the listed modules (for LiteLLM only the public package: its own
+modules call each other through their module globals, and those stay LiteLLM's). `from litellm import
 completion` done *after* the patch gets the wrapper; a name bound before it keeps the original, so
 `spendmeter.init()` goes first, as with any import-time instrumentation. `Deferred` is why that is cheap:
 importing LiteLLM takes seconds (and, without `LITELLM_LOCAL_MODEL_COST_MAP`, tries the network), so
 `instrument()` never imports it; a post-import hook patches it the moment the application does.
 
 The hooks have the shape of `hooks.call_hook`, plus one rule: a library call owns every LLM call made while it
-runs. LiteLLM's `acompletion` runs `completion` in a thread with the context copied, `text_completion` and
-bridged `responses` call `completion`, and some routes call the openai SDK's patched resource methods: the
-outer call is the one Call, the inner ones are bare (`recorder.current_call` says an outer call is active).
+runs. LiteLLM's `acompletion` runs `completion` in a thread with the context copied, its Responses bridge
+calls `litellm.completion`, and some routes call the openai SDK's patched resource methods: the outer call is
+the one Call, the inner ones are bare (`recorder.current_call` says an outer call is active).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from spendmeter import recorder
 from spendmeter._contain import contain
 from spendmeter.call import Call
 from spendmeter.instrumentation.observe import observe
-from spendmeter.instrumentation.streams import AsyncObservedStream, ObservedStream, StreamState
 from spendmeter.providers.base import RequestFacts
 
 _MARK = "_self_spendmeter"
@@ -40,7 +40,7 @@ class FunctionPatch:
     """Wrap the function `name` with `hook` in each of `modules` that exports the same function object."""
 
     sdk: str
-    modules: tuple[str, ...]  # where it is defined today first, then the public package that re-exports it
+    modules: tuple[str, ...]  # the modules whose attribute is replaced (where it is the same function)
     name: str
     hook: Callable[..., Any]
 
@@ -109,6 +109,22 @@ class Deferred:
             self.inner.remove()
 
 
+@dataclass(frozen=True)
+class FirstOf:
+    """The first of `patches` that applies: a private per-request method where the SDK still has it, else the
+    public method that calls it (coarser, but never nothing)."""
+
+    sdk: str
+    patches: tuple[Any, ...]
+
+    def apply(self) -> bool:
+        return any(patch.apply() for patch in self.patches)  # any() stops at the first that applied
+
+    def remove(self) -> None:
+        for patch in self.patches:
+            patch.remove()
+
+
 _WANTED: dict[Deferred, bool] = {}  # applied and not removed since: a later import patches
 _REGISTERED: set[Deferred] = set()  # post-import hooks cannot be unregistered: register each once
 
@@ -136,7 +152,9 @@ def _begin(adapter: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple
         return None  # inside another call of ours: that call is the one Call
     facts = None
     with contain("hook.request"):
-        facts = adapter.request(None, _kwargs(adapter, args, kwargs), recorder.options())
+        named = _kwargs(adapter, args, kwargs)
+        if adapter.recorded(named):  # e.g. False for LiteLLM's `mock_response=`: nothing is sent or billed
+            facts = adapter.request(None, named, recorder.options())
     if facts is None:
         return None
     call = recorder.start(facts)  # may raise BudgetExceeded, on purpose: nothing has been sent yet
@@ -149,17 +167,62 @@ def _send(facts: RequestFacts, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {**kwargs, "stream_options": facts.send_kwargs["stream_options"]}
 
 
+class _ForStream:
+    """The adapter, with its stream accumulator bound to the library's stream object (LiteLLM keeps the
+    provider's own chunks on it, which is how a reported usage is told from an estimated one)."""
+
+    __slots__ = ("adapter", "stream")
+
+    def __init__(self, adapter: Any, stream: Any) -> None:
+        self.adapter = adapter
+        self.stream = stream
+
+    def response(self, obj: Any) -> Any:
+        return self.adapter.response(obj)
+
+    def accumulator(self) -> Any:
+        return self.adapter.accumulator(self.stream)
+
+
+class _Owned(wrapt.ObjectProxy):  # type: ignore[misc]
+    """A library stream that the call owns while it is read: some of LiteLLM's streams open their SDK request
+    lazily, on the first read (its openai text-completion route), and that request is this Call, not another.
+    Iteration only; everything else (and `isinstance`) is the library's object."""
+
+    def __init__(self, wrapped: Any, call: Call) -> None:
+        super().__init__(wrapped)
+        self._self_call = call
+        self._self_it: Any = None
+
+    def __iter__(self) -> _Owned:
+        return self
+
+    def __next__(self) -> Any:
+        if self._self_it is None:
+            self._self_it = iter(self.__wrapped__)
+        token = recorder.current_call.set(self._self_call)
+        try:
+            return next(self._self_it)
+        finally:
+            recorder.current_call.reset(token)
+
+    def __aiter__(self) -> _Owned:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._self_it is None:
+            self._self_it = self.__wrapped__.__aiter__()
+        token = recorder.current_call.set(self._self_call)
+        try:
+            return await self._self_it.__anext__()
+        finally:
+            recorder.current_call.reset(token)
+
+
 def _observe(call: Call, result: Any, adapter: Any, facts: RequestFacts, is_async: bool) -> Any:
-    """Streams get a proxy whose accumulator can see the library's stream object; the rest as usual."""
     if not call.stream:
-        return observe(call, result, adapter, None, is_async)
-    state = None
-    with contain("hook.observe"):
-        state = StreamState(call, adapter.accumulator(result))
-    if state is None:
-        recorder.finish(call, recorder.missing())
-        return result
-    return (AsyncObservedStream if is_async else ObservedStream)(result, state, facts.hide)
+        return observe(call, result, adapter, facts.hide, is_async)
+    return observe(call, _Owned(result, call), _ForStream(adapter, result), facts.hide, is_async)
 
 
 def library_hook(adapter: Any) -> Callable[..., Any]:

@@ -96,18 +96,38 @@ def _results(sdk: str, module: str, adapter: Any) -> list[Patch]:
 
 
 def _litellm() -> list[Patch]:
+    """The public names only (`litellm.completion`, ...): LiteLLM's own modules call each other through their
+    module globals (its async entry points call the sync ones), and those must stay LiteLLM's."""
     from spendmeter.instrumentation import functions as fn
     from spendmeter.providers import litellm as ll
 
     rows: list[Patch] = []
-    for module, name, adapter in (
-        ("litellm.chat_completions.dispatch", "completion", ll.CHAT),
-        ("litellm.main", "text_completion", ll.TEXT_COMPLETION),
-        ("litellm.embeddings.dispatch", "embedding", ll.EMBEDDINGS),
-        ("litellm.responses.dispatch", "responses", ll.RESPONSES),
+    for name, adapter in (
+        ("completion", ll.CHAT),
+        ("text_completion", ll.TEXT_COMPLETION),
+        ("embedding", ll.EMBEDDINGS),
+        ("responses", ll.RESPONSES),
     ):
         for fname, hook in ((name, fn.library_hook(adapter)), ("a" + name, fn.async_library_hook(adapter))):
-            rows.append(fn.Deferred(fn.FunctionPatch("litellm", (module, "litellm", "litellm.main"), fname, hook)))
+            rows.append(fn.Deferred(fn.FunctionPatch("litellm", ("litellm",), fname, hook)))
+    return rows
+
+
+def _google() -> list[Patch]:
+    from spendmeter.instrumentation import functions as fn
+    from spendmeter.providers import google
+
+    sdk, module = "google.genai", "google.genai.models"
+    rows: list[Patch] = []
+    for cls, hook in (("Models", hooks.call_hook), ("AsyncModels", hooks.async_call_hook)):
+        for private, public, adapter in (
+            ("_generate_content", "generate_content", google.GENERATE),
+            ("_generate_content_stream", "generate_content_stream", google.GENERATE_STREAM),
+        ):
+            pair = (MethodPatch(sdk, module, cls, private, hook(adapter)),
+                    MethodPatch(sdk, module, cls, public, hook(adapter)))
+            rows.append(fn.Deferred(fn.FirstOf(sdk, pair)))
+        rows.append(fn.Deferred(MethodPatch(sdk, module, cls, "embed_content", hook(google.EMBED))))
     return rows
 
 
@@ -138,6 +158,8 @@ PATCHES: tuple[Patch, ...] = (
     MethodPatch("anthropic", "anthropic._base_client", "BaseClient", "_build_request", hooks.attempt_hook),
     # litellm: its public functions, patched when the application imports litellm (docs/litellm.md says why)
     *_litellm(),
+    # google-genai: one Call per HTTP request (automatic function calling and continuation send several)
+    *_google(),
 )
 
 

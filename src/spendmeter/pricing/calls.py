@@ -14,7 +14,7 @@ Kept apart from the engine, which prices one `(provider, model, Usage)`; this co
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -33,33 +33,41 @@ def price_call(book: PriceBook, call: Call) -> Cost | Unpriced:
         tokens = _price_steps(book, call.provider, call.model, call.steps, tier, call.batch, when)
     else:
         tokens = book.price(call.provider, call.model, call.usage, tier=tier, batch=call.batch, when=when)
-    if call.tool_uses and isinstance(tokens, Cost):
-        tokens = with_tools(book, call.provider, tokens, call.tool_uses, when.date())
+    if isinstance(tokens, Cost):
+        tokens = with_tools(book, call.provider, call.model, tokens, call.tool_uses, when)
     if call.billed_cost is None:
         return tokens
     return _billed(call, tokens)
 
 
-def with_tools(book: PriceBook, provider: str, cost: Cost, uses: Iterable[tuple[str, int]], day: date) -> Cost:
+def with_tools(book: PriceBook, provider: str, model: str, cost: Cost, uses: Iterable[tuple[str, int]],
+               when: datetime) -> Cost:
+    """`cost` plus the call's tool fees, and the per-request fee some models carry (Perplexity's Sonar:
+    the price data's `requests_kcount`), which is kept with the tool fees as `request`."""
     tool_costs: list[tuple[str, Decimal]] = []
     missing: list[str] = []
     sources: set[str] = set()
     for tool, count in uses:
-        found = book.tool_rate(provider, tool, day)
+        found = book.tool_rate(provider, tool, when.date(), model, when)
         if found is None:
             missing.append(tool)
             continue
         rate, origin = found
         tool_costs.append((tool, rate.per_1000 * _PER_USE * count))
         sources.add(origin)
+    request_fee = book.model_unit_rate(provider, model, "requests_kcount", when)
+    if request_fee:
+        tool_costs.append(("request", request_fee * _PER_USE))
+    if not tool_costs and not missing:
+        return cost
     tools = sum((c for _, c in tool_costs), _ZERO)
     entry = cost.price_entry
     if tool_costs:
-        entry += " + tools " + ", ".join(f"{t}" for t, _ in tool_costs)
+        entry += " + " + ", ".join(t for t, _ in tool_costs)
     if missing:
         entry += f" [no per-use price: {', '.join(missing)}]"
     source = cost.source
-    for origin in sorted(sources):
+    for origin in sorted(sources - {"genai"}):
         tag = book.source_tag(origin)
         if tag and tag not in source:
             source += tag

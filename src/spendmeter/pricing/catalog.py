@@ -79,6 +79,7 @@ def candidate_names(model: str) -> tuple[str, ...]:
     name = model.strip().lower()
     name = name.rsplit("/", 1)[-1] if name.startswith("arn:") else name  # bedrock inference-profile ARN
     name = _VERTEX_PREFIX.sub("", name)
+    name = name.removeprefix("models/")  # Gemini's resource names (`models/gemini-2.5-flash`)
     name = _BEDROCK_PREFIX.sub("", name)
     names = [name]
     while True:  # one suffix at a time: claude-3-5-sonnet-v2@20241022 -> ...-v2 -> claude-3-5-sonnet
@@ -132,6 +133,9 @@ class Catalog:
 
     def has_provider(self, provider_id: str) -> bool:
         return provider_id in self._providers
+
+    def provider_ids(self) -> list[str]:
+        return list(self._providers)
 
     def find(self, genai_ids: tuple[str, ...], names: tuple[str, ...]) -> CatalogModel | None:
         for name in names:  # most specific name first, across all providers of the family

@@ -188,16 +188,17 @@ class PriceBook:
 
         return price_call(self, call)
 
-    def tool_rate(self, provider: str, tool: str, day: date) -> tuple[ToolRate, str] | None:
-        """The per-use rate of a server-side tool: the user's file, then ours; the provider id, then its
-        price family (Bedrock and Vertex sell Anthropic's tools at Anthropic's rates)."""
-        prov = (provider or "").strip().lower()
-        for name in dict.fromkeys((prov, cat.family_for(prov).name)):
-            for origin, file in (("user", self._user), ("overrides", self._shipped)):
-                for rate in (file.tools.get((name, tool), ()) if file is not None else ()):
-                    if rate.active(day):
-                        return rate, origin
-        return None
+    # Lookups beyond token prices (tool rates, per-unit fees, which providers sell a model): pricing.lookup.
+    def tool_rate(self, provider: str, tool: str, day: date, model: str | None = None,
+                  when: datetime | None = None) -> tuple[ToolRate, str] | None:
+        from spendmeter.pricing import lookup
+
+        return lookup.tool_rate(self, provider, tool, day, model, when)
+
+    def model_unit_rate(self, provider: str, model: str, unit: str, when: datetime) -> Decimal | None:
+        from spendmeter.pricing import lookup
+
+        return lookup.model_unit_rate(self, provider, model, unit, when)
 
     @property
     def endpoint_providers(self) -> dict[str, str]:
@@ -207,16 +208,6 @@ class PriceBook:
     def source_tag(self, origin: str) -> str:
         """What `origin` ("overrides", "user") adds to a `Cost.source`."""
         return self._source({origin}).removeprefix(self.base_source)
-
-    def knows_provider(self, provider: str) -> bool:
-        """Any price at all for this provider (genai-prices, our overrides or the user's file)?"""
-        prov = (provider or "").strip().lower()
-        fam = cat.family_for(prov)
-        if any(self._catalog.has_provider(g) for g in fam.genai_ids):
-            return True
-        files = [f for f in (self._shipped, self._user) if f is not None]
-        return any(e.provider in (prov, fam.name) for f in files for e in f.entries) or any(
-            p in (prov, fam.name) for f in files for (p, _t) in f.tools)
 
     # --- resolution, once per key ---------------------------------------------------------------------
 
@@ -252,10 +243,12 @@ class PriceBook:
         if base is None:
             hint = ""
             if not any(self._catalog.has_provider(g) for g in fam.genai_ids) and not offers:
-                # Usually an endpoint nobody mapped (its provider label is the host itself).
-                hint = (f"; {provider!r} is not a provider the price data knows: if it is an API endpoint, map "
-                        f"it with SPENDMETER_PROVIDERS=\"{provider}=<provider>\" or the prices file's "
-                        "[providers] table, and give its models prices there")
+                if "." in prov or ":" in prov:  # an endpoint nobody mapped: its label is the host itself
+                    hint = (f"; {provider!r} is an API endpoint no table maps: map it with SPENDMETER_PROVIDERS="
+                            f"\"{provider}=<provider>\" or the prices file's [providers] table")
+                else:
+                    hint = (f"; the price data has no provider {provider!r}: give its models prices in your "
+                            f"prices file ([models.\"{model}\"] provider = \"{provider}\")")
             return Unpriced(
                 f"no price for model {model!r} of provider {provider!r} in {self.base_source} or the "
                 f"overrides (looked up as {', '.join(names)}){hint}"), True

@@ -71,6 +71,23 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("api.z.ai", "zai", "always", "https://docs.z.ai/api-reference/llm/chat-completion"),
     Endpoint("open.bigmodel.cn", "zhipuai", "always", "https://docs.bigmodel.cn/api-reference"),
     Endpoint("generativelanguage.googleapis.com", GEMINI, "ask", "https://ai.google.dev/gemini-api/docs/openai"),
+    # More OpenAI-compatible endpoints whose prices the price data has (its `api_pattern`s). How their streams
+    # report usage is not in our table: nothing is added to their requests (SPENDMETER_USAGE_HOSTS can).
+    Endpoint("api.cohere.ai", "cohere", None, "https://docs.cohere.com/docs/compatibility-api"),
+    Endpoint("api.cohere.com", "cohere", None, "https://docs.cohere.com/docs/compatibility-api"),
+    Endpoint("api.minimax.io", "minimax", None, "https://platform.minimax.io/docs/api-reference"),
+    Endpoint("api.minimaxi.com", "minimax", None, "https://platform.minimaxi.com/docs/api-reference"),
+    Endpoint("api.novita.ai", "novita", None, "https://novita.ai/docs/guides/llm-api"),
+    Endpoint("api.arcee.ai", "arcee", None, "https://docs.arcee.ai"),
+    Endpoint("api.avian.io", "avian", None, "https://avian.io/docs"),
+    Endpoint("inference.baseten.co", "baseten", None, "https://docs.baseten.co"),
+    Endpoint("api.doubleword.ai", "doubleword", None, "https://docs.doubleword.ai"),
+    Endpoint("api.githubcopilot.com", "github-copilot", None, "https://docs.github.com/copilot"),
+    Endpoint("oai.endpoints.kepler.ai.cloud.ovh.net", "ovhcloud", None, "https://endpoints.ai.cloud.ovh.net"),
+    *(Endpoint(f"router.huggingface.co/{route}", f"huggingface_{route}", None,
+               "https://huggingface.co/docs/inference-providers")
+      for route in ("cerebras", "fireworks-ai", "groq", "hyperbolic", "nebius", "novita", "nscale", "ovhcloud",
+                    "publicai", "sambanova", "together")),
 )
 
 # The price data's provider ids (and a few common spellings) -> our provider ids.
@@ -162,8 +179,38 @@ def match_host(host: str, table: Mapping[str, str]) -> str | None:
     return match(host, None, "", table)
 
 
+# Lookups are cached: a client talks to one endpoint many times, and the hot path should pay a dict lookup,
+# not a scan of the table. Keys hold the user's mapping itself (so its id cannot be reused while cached);
+# mappings are configuration and are not expected to change after init().
+_CACHE_LIMIT = 4096
+_table_cache: dict[tuple[str, int | None, str], Endpoint | None] = {}
+_user_cache: dict[tuple[int, str, int | None, str], tuple[Mapping[str, str], str | None]] = {}
+
+
 def endpoint_of(host: str | None, port: int | None = None, path: str = "") -> Endpoint | None:
-    return match(host, port, path, _TABLE) if host else None
+    if not host:
+        return None
+    key = (host, port, path)
+    try:
+        return _table_cache[key]
+    except KeyError:
+        pass
+    if len(_table_cache) >= _CACHE_LIMIT:
+        _table_cache.clear()
+    found = _table_cache[key] = match(host, port, path, _TABLE)
+    return found
+
+
+def _user_match(host: str, port: int | None, path: str, user_map: Mapping[str, str]) -> str | None:
+    key = (id(user_map), host, port, path)
+    hit = _user_cache.get(key)
+    if hit is not None and hit[0] is user_map:
+        return hit[1]
+    if len(_user_cache) >= _CACHE_LIMIT:
+        _user_cache.clear()
+    found = match(host, port, path, user_map)
+    _user_cache[key] = (user_map, None if found is None else str(found))
+    return _user_cache[key][1]
 
 
 def unknown_label(host: str, port: int | None) -> str:
@@ -180,9 +227,9 @@ def identify(host: str | None, port: int | None, path: str, default: str,
     if not host:
         return default
     if user_map:
-        found = match(host, port, path, user_map)
+        found = _user_match(host, port, path, user_map)
         if found is not None:
-            return str(found)
+            return found
     row = endpoint_of(host, port, path)
     return row.provider if row is not None else unknown_label(host, port)
 

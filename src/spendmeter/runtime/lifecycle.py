@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -79,12 +80,28 @@ def init(
     return rt
 
 
+def _prometheus_sink(rt: Runtime, previous: Runtime | None) -> Any:
+    """The previous sink of the same registry carries on (counters never go back), unless the tag labels
+    changed: then its metrics leave the registry and new ones, with the new label set, start from zero."""
+    from spendmeter.sinks.prometheus import PrometheusSink
+
+    old = previous.metrics if previous is not None else None
+    tags = rt.settings.label_tags
+    if old is not None and old.tags == tags:
+        return old
+    if old is not None:
+        log.warning("spendmeter: the exported tag labels changed (%s -> %s): the call metrics restart from zero",
+                    ",".join(old.tags) or "none", ",".join(tags) or "none")
+        old.unregister()
+    return PrometheusSink(rt.registry, tags)
+
+
 def _build(rt: Runtime, previous: Runtime | None, tracer_provider: Any, meter_provider: Any, clock: Any) -> pl.Pipeline:
     from spendmeter.pricing import load_pricebook
-    from spendmeter.sinks.prometheus import PrometheusSink
     from spendmeter.sinks.spans import SpanSink
 
     s = rt.settings
+    _check_multiproc_dir()
     rt.pricebook = load_pricebook(s.prices)
     if s.budgets is not None:
         from spendmeter.budgets import BudgetEngine, load_budgets
@@ -93,7 +110,8 @@ def _build(rt: Runtime, previous: Runtime | None, tracer_provider: Any, meter_pr
         old = previous.budgets if previous is not None else None
         # The same store (memory included) carries on: a re-init must not forget the period's spend.
         store = old.store if old is not None and old.config.store_path == config.store_path else None
-        rt.budgets = BudgetEngine(config, clock=clock, store=store, estimate_cost=_estimator(rt.pricebook))
+        rt.budgets = BudgetEngine(config, clock=clock, store=store, estimate_cost=_estimator(rt.pricebook),
+                                  previous=old if store is not None else None)  # reservations carry over
     if s.ledger is not None:
         from spendmeter.sinks.ledger import LedgerSink
 
@@ -107,7 +125,7 @@ def _build(rt: Runtime, previous: Runtime | None, tracer_provider: Any, meter_pr
             rt.ledger = LedgerSink(s.ledger, service_name=s.service_name)  # connects now: a bad target fails here
 
     same_registry = previous is not None and previous.registry is rt.registry
-    rt.metrics = previous.metrics if same_registry else PrometheusSink(rt.registry)  # type: ignore[union-attr]
+    rt.metrics = _prometheus_sink(rt, previous if same_registry else None)
     owned_tp, owned_mp = _otlp_providers(s.otlp_endpoint, s.service_name, tracer_provider, meter_provider)
     rt.owned_providers = [p for p in (owned_tp, owned_mp) if p is not None]
     rt.span_sink = SpanSink(tracer_provider=tracer_provider or owned_tp, capture_content=s.capture_content)
@@ -115,7 +133,7 @@ def _build(rt: Runtime, previous: Runtime | None, tracer_provider: Any, meter_pr
     if meter_provider is not None or owned_mp is not None or _global_meter_provider_set():
         from spendmeter.sinks.otel_metrics import OtelMetricsSink
 
-        rt.otel_metrics = OtelMetricsSink(meter_provider=meter_provider or owned_mp)
+        rt.otel_metrics = OtelMetricsSink(meter_provider=meter_provider or owned_mp, tags=s.label_tags)
         sinks.append(rt.otel_metrics)
     if rt.budgets is not None:
         from spendmeter.budgets.gauges import BudgetGauges
@@ -135,14 +153,24 @@ def _build(rt: Runtime, previous: Runtime | None, tracer_provider: Any, meter_pr
     return pl.Pipeline(
         pricer=rt.pricebook.price_call,
         guard=rt.budgets,
-        labels=LabelPolicy(s.label_caps, s.label_max_length, s.hash_users_key),
+        labels=LabelPolicy(s.label_caps, s.label_max_length, s.hash_users_key, s.label_tags),
         sinks=tuple(sinks),
         spans=rt.span_sink,
         count_error=rt.metrics.count_internal_error,
         usage_hosts=s.usage_hosts,
+        providers=_providers(rt.pricebook, s.providers),
         capture_content=s.capture_content,
         runtime=rt,
     )
+
+
+def _providers(pricebook: Any, given: Any) -> dict[str, str]:
+    """The prices file's `[providers]` table merged with SPENDMETER_PROVIDERS / `init(providers=)`, which win
+    for the same key (across keys, the most specific match wins at lookup)."""
+    from spendmeter.providers.endpoints import canonical, normalize_where
+
+    merged = {normalize_where(k): canonical(v) for k, v in pricebook.endpoint_providers.items()}
+    return {**merged, **given}
 
 
 def _server(rt: Runtime, previous: Runtime | None) -> Any:
@@ -180,6 +208,21 @@ def _server(rt: Runtime, previous: Runtime | None) -> Any:
         ) from None
 
 
+def _check_multiproc_dir() -> None:
+    """prometheus_client's multiprocess mode writes every sample to files in this directory: a missing or
+    unwritable one loses every metric (the writes fail inside prometheus_client), so refuse it here."""
+    name = next((n for n in ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir") if os.environ.get(n)), None)
+    if name is None:
+        return
+    path = os.environ[name]
+    if not os.path.isdir(path):
+        raise ConfigError(f"{path} does not exist or is not a directory: create it before the workers start "
+                          "(mkdir -p), or unset it for a single process", key=name)  # fmt: skip
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"{path} is not writable by this process (uid {os.getuid()}): fix its permissions",
+                          key=name)  # fmt: skip
+
+
 def _estimator(pricebook: Any) -> Any:
     """For budgets with `estimate: true`: the most a call can cost in output, `max_tokens` x output price."""
     from spendmeter.call import Cost, Usage
@@ -195,7 +238,7 @@ def _estimator(pricebook: Any) -> Any:
 
 
 def report_sdks(patched: dict[str, int]) -> None:
-    for sdk in ("openai", "anthropic"):
+    for sdk in ("openai", "anthropic", "litellm", "google.genai"):
         if not patched.get(sdk):
             log.info("spendmeter: the %s SDK is not installed; instrumenting the others", sdk)
 

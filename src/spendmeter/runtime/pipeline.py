@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -61,13 +61,16 @@ class Pipeline:
     count_error: Callable[[str, int], None] | None = None  # spendmeter_internal_errors_total{kind}
     usage_hosts: tuple[str, ...] = DEFAULT_USAGE_HOSTS
     capture_content: bool = False
+    providers: Mapping[str, str] = field(default_factory=dict)  # the user's endpoint -> provider mapping
     runtime: Any = None  # what init() started (servers, stores, providers), for shutdown()
     options: RequestOptions = field(init=False)
     all_sinks: tuple[Sink, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         # Derived once per pipeline rather than per call: what adapters see, and the whole fan-out list.
-        options = RequestOptions(usage_hosts=self.usage_hosts, capture_content=self.capture_content)
+        options = RequestOptions(
+            usage_hosts=self.usage_hosts, capture_content=self.capture_content, providers=self.providers
+        )
         object.__setattr__(self, "options", options)
         object.__setattr__(self, "all_sinks", self.sinks + self.extra_sinks)
 

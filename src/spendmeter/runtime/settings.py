@@ -8,7 +8,7 @@ is started or changed.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,10 @@ ENV_CAPTURE_CONTENT = "SPENDMETER_CAPTURE_CONTENT"  # also OTEL_INSTRUMENTATION_
 ENV_HASH_USERS = "SPENDMETER_HASH_USERS"  # a secret key: user ids become keyed hashes in every output
 ENV_LABEL_CAPS = "SPENDMETER_LABEL_CAPS"  # e.g. "user=1000,feature=100"
 ENV_LABEL_MAX_LENGTH = "SPENDMETER_LABEL_MAX_LENGTH"  # default 64
+ENV_LABEL_TAGS = "SPENDMETER_LABEL_TAGS"  # tags exported as Prometheus labels, e.g. "team,tenant" (default none)
 ENV_USAGE_HOSTS = "SPENDMETER_USAGE_HOSTS"  # hosts where streams get stream_options.include_usage added
+# API endpoint -> provider, e.g. "localhost:11434=ollama,gateway.corp/anthropic=anthropic" (docs/instrumentation.md)
+ENV_PROVIDERS = "SPENDMETER_PROVIDERS"
 ENV_OTLP_ENDPOINT = "SPENDMETER_OTLP_ENDPOINT"  # falls back to OTEL_EXPORTER_OTLP_ENDPOINT
 ENV_LEDGER = "SPENDMETER_LEDGER"  # per-call ledger: a SQLite path, sqlite:///file.db or postgresql://...
 ENV_ALLOWED_HOSTS = "SPENDMETER_ALLOWED_HOSTS"  # Host names /metrics answers to besides loopback ones
@@ -57,8 +60,10 @@ class Settings:
     capture_content: bool = False
     label_caps: Mapping[str, int] = field(default_factory=dict)
     label_max_length: int = DEFAULT_MAX_LENGTH
+    label_tags: tuple[str, ...] = ()  # attribute() tags that become series labels, in this order
     hash_users_key: bytes | None = None
     usage_hosts: tuple[str, ...] = DEFAULT_USAGE_HOSTS
+    providers: Mapping[str, str] = field(default_factory=dict)  # endpoint -> provider, from args or env
     allowed_hosts: tuple[str, ...] = ()
     metrics_auth: tuple[str, str] | None = None
     tls_cert: str | None = None
@@ -80,23 +85,42 @@ def _flag(env: Mapping[str, str], *names: str) -> bool | None:
     return None
 
 
-def parse_caps(text: str, key: str = ENV_LABEL_CAPS) -> dict[str, int]:
+def parse_label_tags(given: str | Sequence[str] | None, env: Mapping[str, str]) -> tuple[str, ...]:
+    """`init(label_tags=...)` (names, or "team,tenant"), else SPENDMETER_LABEL_TAGS: checked tag names."""
+    from spendmeter.attribution import check_tag_name
+
+    key = "label_tags" if given is not None else ENV_LABEL_TAGS
+    text = env.get(ENV_LABEL_TAGS, "") if given is None else given
+    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text)]
+    out: list[str] = []
+    for name in filter(None, names):
+        try:
+            check_tag_name(name)
+        except ValueError as exc:
+            raise ConfigError(f"{exc}; name the attribute() tags to export, e.g. 'team,tenant'", key=key) from None
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def parse_caps(text: str, key: str = ENV_LABEL_CAPS, tags: tuple[str, ...] = ()) -> dict[str, int]:
     caps: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         label, _, number = part.partition("=")
         if not number.strip().isdigit():
             raise ConfigError(f"expected label=N pairs such as 'user=1000', got {part!r}", key=key)
         caps[label.strip()] = int(number)
-    return check_caps(caps, key)
+    return check_caps(caps, key, tags)
 
 
-def check_caps(caps: Mapping[str, Any], key: str = "label_caps") -> dict[str, int]:
+def check_caps(caps: Mapping[str, Any], key: str = "label_caps", tags: tuple[str, ...] = ()) -> dict[str, int]:
     out: dict[str, int] = {}
     for label, cap in caps.items():
-        if label not in DEFAULT_CAPS:
-            raise ConfigError(f"unknown label {label!r}; caps exist for {', '.join(DEFAULT_CAPS)}", key=key)
+        if label not in DEFAULT_CAPS and label not in tags:
+            raise ConfigError(f"unknown label {label!r}; caps exist for {', '.join((*DEFAULT_CAPS, *tags))}",
+                              key=key)
         if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
-            raise ConfigError(f"the cap for {label!r} must be a whole number ≥ 1, got {cap!r}", key=key)
+            raise ConfigError(f"expected a whole number ≥ 1 as the cap for {label!r}, got {cap!r}", key=key)
         out[label] = cap
     return out
 
@@ -125,8 +149,10 @@ def resolve(
     budgets: str | os.PathLike[str] | None = None,
     capture_content: bool | None = None,
     label_caps: Mapping[str, int] | None = None,
+    label_tags: str | Sequence[str] | None = None,
     hash_users_key: str | None = None,
     usage_hosts: tuple[str, ...] | None = None,
+    providers: Mapping[str, str] | str | None = None,
     serve_metrics: bool = True,
     ledger: str | os.PathLike[str] | None = None,
     allowed_hosts: tuple[str, ...] | None = None,
@@ -158,7 +184,9 @@ def resolve(
         raise ConfigError("a TLS key without a certificate; set the certificate too", key=ENV_TLS_CERT)
     if endpoint is not None and not endpoint.startswith(("http://", "https://")):
         raise ConfigError(f"expected an http:// or https:// URL, got {endpoint!r}", key="otlp_endpoint")
+    tags = parse_label_tags(label_tags, env)
     return Settings(
+        providers=_providers(providers, env),
         service_name=service_name or env.get(ENV_SERVICE_NAME) or env.get(OTEL_SERVICE_NAME) or "spendmeter",
         serve_metrics=serve_metrics,
         prometheus_host=prometheus_host or env.get(ENV_PROMETHEUS_HOST) or DEFAULT_HOST,
@@ -168,7 +196,9 @@ def resolve(
         budgets=_path(budgets if budgets is not None else env.get(ENV_BUDGETS)),
         ledger=_path(ledger if ledger is not None else env.get(ENV_LEDGER)),
         capture_content=capture_content,
-        label_caps=check_caps(label_caps) if label_caps is not None else parse_caps(env.get(ENV_LABEL_CAPS, "")),
+        label_caps=(check_caps(label_caps, tags=tags) if label_caps is not None
+                    else parse_caps(env.get(ENV_LABEL_CAPS, ""), tags=tags)),
+        label_tags=tags,
         label_max_length=int(length_text),
         hash_users_key=key.encode() if key else None,
         usage_hosts=tuple(usage_hosts),
@@ -205,6 +235,27 @@ def _seconds(value: float | None, text: str | None, key: str) -> float:
     if not 0 < seconds <= 600:
         raise ConfigError(f"expected seconds between 0 and 600, got {seconds:g}", key=key)
     return seconds
+
+
+def _providers(given: Mapping[str, str] | str | None, env: Mapping[str, str]) -> dict[str, str]:
+    """`init(providers=...)` (a mapping, or the env's "host=provider,..." text), else SPENDMETER_PROVIDERS."""
+    from spendmeter.providers.endpoints import canonical, normalize_where, parse_mapping
+
+    key = "providers" if given is not None else ENV_PROVIDERS
+    if given is None:
+        given = env.get(ENV_PROVIDERS, "")
+    if isinstance(given, str):
+        try:
+            return parse_mapping(given)
+        except ValueError as exc:
+            raise ConfigError(str(exc), key=key) from None
+    out: dict[str, str] = {}
+    for where, provider in given.items():
+        if not isinstance(where, str) or not where.strip() or not isinstance(provider, str) or not provider.strip():
+            raise ConfigError(f"expected endpoint -> provider names such as {{'localhost:11434': 'ollama'}}, "
+                              f"got {where!r}: {provider!r}", key=key)
+        out[normalize_where(where)] = canonical(provider)
+    return out
 
 
 def _path(value: str | os.PathLike[str] | None) -> str | None:

@@ -96,6 +96,21 @@ def _health(query: Mapping[str, list[str]], registry: CollectorRegistry | None) 
 
 
 ROUTES: dict[str, Route] = {"/metrics": _metrics, "/api/budgets": _budgets, "/healthz": _health, "/": _health}
+# Paths with an id in them (`/api/costs/users/<id>`): prefix -> route(rest of the path, query, registry).
+# The cost API (server/api.py) registers itself into both tables.
+PrefixRoute = Callable[[str, Mapping[str, list[str]], CollectorRegistry | None], Response]
+PREFIX_ROUTES: dict[str, PrefixRoute] = {}
+
+
+def find_route(path: str) -> Route | None:
+    route = ROUTES.get(path)
+    if route is not None:
+        return route
+    for prefix, prefixed in PREFIX_ROUTES.items():
+        if path.startswith(prefix):
+            rest = path[len(prefix) :]
+            return lambda query, registry: prefixed(rest, query, registry)
+    return None
 
 
 def _host_name(header: str | None) -> str:
@@ -134,9 +149,10 @@ def respond(
         return Response(401, TEXT, b"unauthorized\n", (("WWW-Authenticate", 'Basic realm="spendmeter"'),))
     if method not in ("GET", "HEAD"):
         return Response(405, TEXT, b"method not allowed\n", (("Allow", "GET, HEAD"),))
-    route = ROUTES.get(path)
+    route = find_route(path)
     if route is None:
         return Response(404, TEXT, b"not found\n")
-    with contain(f"server.{path.strip('/').replace('/', '.') or 'root'}"):
+    kind = next((p for p in PREFIX_ROUTES if path.startswith(p)), path)  # one kind per route, not per id
+    with contain(f"server.{kind.strip('/').replace('/', '.') or 'root'}"):
         return route(query, registry)
     return Response(500, TEXT, b"internal error (logged and counted)\n")

@@ -14,15 +14,27 @@ The ledger is an audit trail, not the source of budget truth.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sqlite3
+import sys
 from typing import Any
 
 from spendmeter.call import Call, Cost, Unpriced
 from spendmeter.storage import BatchWriter, Column, Component, Database, Table, Target, open_database, parse_target
 from spendmeter.storage.schema import AddColumn
 
-SCHEMA_VERSION = 2  # 2: the `tags` column (attribute(team=...)); a version-1 ledger gains it when opened
+SCHEMA_VERSION = 3  # 2: the `tags` column (attribute(team=...)); 3: tool fees, list price, tool uses. An older
+# ledger gains the newer columns when opened (NULL in its old rows).
 TABLE = "spendmeter_ledger"
+log = logging.getLogger("spendmeter")
+
+# Schema 3 (issue 10): the `tools` cost class, the list-price figure beside a billed cost, the tool uses.
+_V3 = (
+    Column("cost_tools_usd", "decimal"),  # server-side tool (and per-request) fees, inside cost_total_usd
+    Column("cost_list_usd", "decimal"),  # list-price figure when cost_total_usd is what the provider billed
+    Column("tool_uses", "text"),  # JSON object of billed tool uses (`{"web_search": 3}`); NULL: none
+)
 
 # In the order of the row tuple `LedgerSink._row()` builds.
 LEDGER_TABLE = Table(
@@ -69,6 +81,7 @@ LEDGER_TABLE = Table(
         Column("price_entry", "text"),
         Column("unpriced_reason", "text"),  # set when pricing found no price; NULL costs then
         Column("tags", "text"),  # JSON object of the call's tags, keys sorted (`{"team": "payments"}`); NULL: none
+        *_V3,
     ),
     indexes=(
         (f"{TABLE}_by_started_at", ("started_at",)),
@@ -77,11 +90,48 @@ LEDGER_TABLE = Table(
     ),
 )
 COLUMN_NAMES = LEDGER_TABLE.column_names
-MIGRATIONS = ((2, (AddColumn(TABLE, Column("tags", "text")),)),)
+MIGRATIONS = ((2, (AddColumn(TABLE, Column("tags", "text")),)), (3, tuple(AddColumn(TABLE, c) for c in _V3)))
 LEDGER = Component("ledger", SCHEMA_VERSION, (LEDGER_TABLE,), lock_id=0x4C4544474552, config_key="ledger",  # "LEDGER"
                    migrations=MIGRATIONS)
 _NO_COST = (None,) * 9
 BULK = True  # SQLite tuned for large batches (spendmeter.storage.sqlite.BULK_*)
+
+
+MAX_TEXT = 4096  # longer text (a 10 KB user id, a huge error type) is cut, with a marker: no row refused for it
+_BIGINT = 2**63 - 1
+
+
+def storable_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The row with every value a database accepts: NUL bytes (PostgreSQL text refuses them) as U+FFFD,
+    text longer than MAX_TEXT cut, integers beyond a BIGINT (a response claiming 10**19 tokens) clamped."""
+    out: list[Any] | None = None
+    for i, v in enumerate(row):
+        t = type(v)
+        if t is str:
+            if "\x00" not in v and len(v) <= MAX_TEXT:
+                continue
+            fixed: Any = v.replace("\x00", "\ufffd")
+            if len(fixed) > MAX_TEXT:
+                fixed = fixed[: MAX_TEXT - 12] + "...[cut]"
+        elif t is int:
+            if -_BIGINT <= v <= _BIGINT:
+                continue
+            fixed = _BIGINT if v > 0 else -_BIGINT
+        else:
+            continue
+        if out is None:
+            out = list(row)
+        out[i] = fixed
+    return row if out is None else tuple(out)
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """The database refused the values (one bad row), as opposed to being unreachable or broken."""
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError | sqlite3.InterfaceError | OverflowError
+                  | ValueError | TypeError):  # fmt: skip
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.DataError | psycopg.IntegrityError)
 
 
 class LedgerBackend:
@@ -192,11 +242,38 @@ class LedgerSink:
             usage.input, usage.cache_read, usage.cache_write_5m, usage.cache_write_1h, usage.output,
             usage.reasoning, usage.source, *money,
             json.dumps(dict(who.tags), ensure_ascii=False, separators=(",", ":")) if who.tags else None,
+            *_v3(call),
         )  # fmt: skip
 
     # The writer thread calls these; looked up on each batch, so a test can wrap `backend.write`.
-    def _write(self, rows: list[tuple[Any, ...]]) -> None:
-        self.backend.write(rows)
+    def _write(self, rows: list[tuple[Any, ...]]) -> int:
+        """Write a batch; returns how many rows were refused. Values are made storable first, on this thread
+        (not the caller's); a batch the database still refuses for its data is split in halves until only
+        the offending rows are left out (counted per row by the batch writer: `ledger.write_failed`). Any
+        other error (the database is down) goes up to the batch writer, which retries the batch once."""
+        rows = [storable_row(r) for r in rows]
+        try:
+            self.backend.write(rows)
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            return self._split(rows)
+        return 0
+
+    def _split(self, rows: list[tuple[Any, ...]]) -> int:
+        if len(rows) == 1:
+            log.debug("spendmeter ledger: a row was refused for its values: %r", rows[0][:15], exc_info=True)
+            return 1
+        refused = 0
+        mid = len(rows) // 2
+        for half in (rows[:mid], rows[mid:]):
+            try:
+                self.backend.write(half)
+            except Exception as exc:
+                if not is_data_error(exc):
+                    raise
+                refused += self._split(half)
+        return refused
 
     def _reconnect(self) -> None:
         self.backend.reconnect()
@@ -212,3 +289,12 @@ class LedgerSink:
             return
         self.writer.close(timeout)
         self.backend.close()
+
+
+def _v3(call: Call) -> tuple[Any, Any, Any]:
+    """The schema-3 columns: tool fees and the list-price figure (a `Cost` only), and the tool uses."""
+    cost = call.cost
+    tools = cost.tools if isinstance(cost, Cost) else None
+    listed = cost.list_total if isinstance(cost, Cost) else None
+    uses = json.dumps(dict(call.tool_uses), separators=(",", ":"), sort_keys=True) if call.tool_uses else None
+    return tools, listed, uses

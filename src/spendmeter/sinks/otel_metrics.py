@@ -49,7 +49,9 @@ class OtelMetricsSink:
 
     kind = "otel_metrics"
 
-    def __init__(self, meter_provider: MeterProvider | None = None) -> None:
+    def __init__(self, meter_provider: MeterProvider | None = None, tags: tuple[str, ...] = ()) -> None:
+        self._series = (*c.SERIES, *tags)  # the label names of `call.labels.values`
+        self._duration_labels = (*c.DURATION_LABELS, *tags)
         # Never sets the global provider: with none given, a proxy meter follows whatever the app installs.
         meter = metrics.get_meter("spendmeter", _version(), meter_provider=meter_provider)
         self._cost = _instrument(meter, c.COST)
@@ -74,13 +76,13 @@ class OtelMetricsSink:
 
     def on_call(self, call: Call) -> None:
         labels: Labels = call.labels
-        who = dict(zip(c.SERIES, labels.values, strict=True))
+        who = dict(zip(self._series, labels.values, strict=True))
         m = c.measurements(call)
         self._requests.add(1, {**who, "status": m.status, "usage": m.usage})
         if m.unpriced:
             self._unpriced.add(1, {"provider": who["provider"], "model": who["model"]})
         for share in m.shares:  # per model series, as on /metrics
-            series = dict(zip(c.SERIES, share.values, strict=True))
+            series = dict(zip(self._series, share.values, strict=True))
             if share.cost_usd is not None:
                 self._cost.add(share.cost_usd, series)
             for token_type, count in share.tokens:
@@ -90,7 +92,7 @@ class OtelMetricsSink:
         for tool, uses in m.tool_uses:
             self._tool_uses.add(uses, {**who, "tool": tool})
         if m.duration_s is not None:
-            self._duration.record(m.duration_s, {k: who[k] for k in c.DURATION_LABELS})
+            self._duration.record(m.duration_s, {k: who[k] for k in self._duration_labels})
         self._record_semconv(call, labels)
 
     def _record_semconv(self, call: Call, labels: Labels) -> None:

@@ -45,16 +45,17 @@ class _Bound:
 class PrometheusSink:
     kind = "prometheus"
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, tags: tuple[str, ...] = ()) -> None:
         reg = registry if registry is not None else REGISTRY
         self.registry = reg
-        self.cost = build(c.COST, reg)
-        self.tokens = build(c.TOKENS, reg)
-        self.reasoning = build(c.REASONING, reg)
-        self.requests = build(c.REQUESTS, reg)
-        self.duration = build(c.DURATION, reg)
+        self.tags = tuple(tags)  # tag labels after the attribution labels (contract.with_tags)
+        self.cost = build(c.with_tags(c.COST, self.tags), reg)
+        self.tokens = build(c.with_tags(c.TOKENS, self.tags), reg)
+        self.reasoning = build(c.with_tags(c.REASONING, self.tags), reg)
+        self.requests = build(c.with_tags(c.REQUESTS, self.tags), reg)
+        self.duration = build(c.with_tags(c.DURATION, self.tags), reg)
         self.unpriced = build(c.UNPRICED, reg)
-        self.tool_uses = build(c.TOOL_USES, reg)
+        self.tool_uses = build(c.with_tags(c.TOOL_USES, self.tags), reg)
         self.internal_errors = build(c.INTERNAL_ERRORS, reg)
         self.folded = build(c.FOLDED, reg)
         self._bound: dict[tuple[str, ...], _Bound] = {}
@@ -84,8 +85,7 @@ class PrometheusSink:
         requests.inc()
         if m.duration_s is not None:
             if bound.duration is None:
-                provider, model, _user, feature, agent = values
-                bound.duration = self.duration.labels(provider, model, feature, agent)
+                bound.duration = self.duration.labels(values[0], values[1], *values[3:])  # all but the user
             bound.duration.observe(m.duration_s)
 
     def _bound_of(self, values: tuple[str, ...]) -> _Bound:
@@ -110,6 +110,12 @@ class PrometheusSink:
             if bound.reasoning is None:
                 bound.reasoning = self.reasoning.labels(*share.values)
             bound.reasoning.inc(share.reasoning)
+
+    def unregister(self) -> None:
+        """Take this sink's metrics out of its registry (a re-init that exports other tag labels)."""
+        for metric in (self.cost, self.tokens, self.reasoning, self.requests, self.duration, self.unpriced,
+                       self.tool_uses, self.internal_errors, self.folded):
+            self.registry.unregister(metric)
 
     def count_internal_error(self, kind: str, n: int = 1) -> None:
         self.internal_errors.labels(kind).inc(n)

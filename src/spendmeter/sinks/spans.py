@@ -170,6 +170,8 @@ def _request_attributes(call: Call, operation: str) -> dict[str, Any]:
         sc.SPENDMETER_DEPLOYMENT: call.deployment,
     }
     attributes = {k: v for k, v in candidates.items() if v is not None}
+    for name, value in who.tags:
+        attributes[sc.SPENDMETER_TAG_PREFIX + name] = value
     if call.stream:
         attributes[sc.GEN_AI_REQUEST_STREAM] = True
     if call.batch:
@@ -215,10 +217,19 @@ def _usage_attributes(call: Call) -> Iterator[tuple[str, Any]]:
 
 def _cost_attributes(call: Call) -> Iterator[tuple[str, Any]]:
     cost = call.cost
+    for tool, uses in call.tool_uses:
+        yield sc.SPENDMETER_TOOL_USES_PREFIX + tool, uses
+    if call.steps:
+        yield sc.SPENDMETER_USAGE_STEPS, len(call.steps)
+        yield sc.SPENDMETER_USAGE_STEP_MODELS, tuple(dict.fromkeys(s.model for s in call.steps))
     if isinstance(cost, Cost):
         yield sc.GEN_AI_USAGE_COST_AMOUNT, float(cost.total)  # Decimal until here, the export edge
         yield sc.GEN_AI_USAGE_COST_CURRENCY, cost.currency
         yield sc.GEN_AI_USAGE_COST_SOURCE, cost.source
         yield sc.SPENDMETER_PRICE_ENTRY, cost.price_entry
+        if cost.tools:
+            yield sc.SPENDMETER_COST_TOOLS_AMOUNT, float(cost.tools)
+        if cost.list_total is not None:
+            yield sc.SPENDMETER_COST_LIST_AMOUNT, float(cost.list_total)
     elif isinstance(cost, Unpriced):
         yield sc.SPENDMETER_UNPRICED_REASON, cost.reason

@@ -56,7 +56,8 @@ def open_database(
         return PostgresDatabase(
             target, key=key, what=what, max_size=max_connections, connect_timeout_s=connect_timeout_s
         )
-    return SQLiteDatabase(target, key=key, bulk=bulk)
+    # The ledger's directories must exist (a typo must not write the audit trail somewhere new).
+    return SQLiteDatabase(target, key=key, bulk=bulk, create_dirs=key != "ledger")
 
 
 __all__ = [

@@ -7,7 +7,9 @@ one thread in batches, so the caller never does I/O.
   dropped, not waited for: counted in `dropped` and reported as `<kind>.dropped`, one per row. Rows put after
   `close()` are dropped the same way.
 - A batch whose write fails is retried once after `reset()` (a fresh connection); if that fails too its rows
-  are lost: counted in `failed_rows` and reported as `<kind>.write_failed`, one per row. The next successful
+  are lost: counted in `failed_rows` and reported as `<kind>.write_failed`, one per row. `write(rows)` may
+  return how many single rows it refused itself (the ledger splits a batch the database refuses for its
+  data, so only the offending rows are lost): those count in `failed_rows` too. The next successful
   write ends the outage (`recovered`).
 - The queue is a `deque` (an append and a `len()` on the caller's side, well under a microsecond) and the
   writer sleeps on an `Event` that `put()` sets only when the writer has something to do (the first waiting
@@ -57,7 +59,7 @@ class BatchWriter(Generic[RowT]):
 
     def __init__(
         self,
-        write: Callable[[list[RowT]], None],
+        write: Callable[[list[RowT]], int | None],
         *,
         kind: str,
         reset: Callable[[], None] | None = None,
@@ -213,16 +215,21 @@ class BatchWriter(Generic[RowT]):
 
     def _write(self, rows: list[RowT]) -> None:
         try:
-            self._write_rows(rows)
+            refused = self._write_rows(rows)  # a writer that drops single bad rows returns how many
         except Exception:
             log.debug("spendmeter %s: writing %d rows failed; retrying once", self.kind, len(rows), exc_info=True)
             try:
                 if self._reset is not None:
                     self._reset()
-                self._write_rows(rows)
+                refused = self._write_rows(rows)
             except Exception:
                 self.failed_rows += len(rows)
                 report(self._fail_kind, len(rows))  # in the except block: the log carries the traceback
                 return
-        self.written += len(rows)
+        refused = refused if isinstance(refused, int) else 0
+        self.written += len(rows) - refused
+        if refused:
+            self.failed_rows += refused
+            report(self._fail_kind, refused, exc_info=False)
+            return
         recovered(self._fail_kind)

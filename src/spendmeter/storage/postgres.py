@@ -18,15 +18,18 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from spendmeter.errors import ConfigError
 from spendmeter.storage.dsn import Target
 from spendmeter.storage.schema import Component, Dialect, Row, ensure
 
 log = logging.getLogger("spendmeter")
+
+T = TypeVar("T")
+Statement = Callable[..., list[Row]]  # (sql, params=()) -> rows
 
 INSTALL_HINT = "pip install 'spendmeter[postgres]'"
 
@@ -169,6 +172,25 @@ class PostgresDatabase:
         """One statement for each row, all in one transaction; psycopg pipelines them (one round trip)."""
         with self.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.executemany(sql, rows)
+
+    def run(self, work: Callable[[Statement], T]) -> T:
+        """`work(run_one)` inside one transaction on one connection; `run_one(sql, params)` returns the rows
+        (empty for a statement that returns none). Retried once on a dead connection, like `_run`: `work`
+        must not have effects outside the database."""
+        for attempt in (1, 2):
+            try:
+                with self.connection() as conn, conn.transaction():
+
+                    def one(sql: str, params: Sequence[Any] = (), conn: Any = conn) -> list[Row]:
+                        cur = conn.execute(sql, params)
+                        return cur.fetchall() if cur.description is not None else []
+
+                    return work(one)
+            except self._psycopg.OperationalError as exc:
+                if attempt == 2 or isinstance(exc, (self._pool_module.PoolTimeout, self._pool_module.PoolClosed)):
+                    raise
+                self.reset()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _run(self, sql: str, params: Sequence[Any], *, fetch: bool) -> Any:
         pool_errors = (self._pool_module.PoolTimeout, self._pool_module.PoolClosed)

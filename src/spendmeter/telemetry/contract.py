@@ -8,7 +8,7 @@ every exporter: which token classes, which cost, and the rule that a blocked cal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from spendmeter.call import Call, Cost, Unpriced, Usage
@@ -68,6 +68,19 @@ TOOL_USES = Metric(
     "Billed server-side tool uses (web_search, web_fetch, file_search, ...); their fees are in llm_cost_usd",
 )
 CALL_METRICS = (COST, TOKENS, REASONING, REQUESTS, DURATION, UNPRICED, TOOL_USES)
+# The call metrics that carry attribution, and so the tag labels a user asks for (SPENDMETER_LABEL_TAGS).
+TAGGED = (COST, TOKENS, REASONING, REQUESTS, DURATION, TOOL_USES)
+
+
+def with_tags(metric: Metric, tags: tuple[str, ...]) -> Metric:
+    """`metric` as exported when `init(label_tags=...)` names tags: their labels follow the attribution labels
+    (SERIES, or DURATION_LABELS), before the metric's own (`type`, `status`, ...). Unchanged without tags."""
+    if not tags or metric not in TAGGED:
+        return metric
+    base = SERIES if metric.labels[: len(SERIES)] == SERIES else DURATION_LABELS
+    n = len(base)
+    return replace(metric, labels=(*metric.labels[:n], *tags, *metric.labels[n:]))
+
 
 # -- spendmeter's own health -----------------------------------------------------------------------------------
 INTERNAL_ERRORS = Metric(
@@ -111,7 +124,15 @@ BUDGET_OVER_LIMIT = Metric(
     ("budget",),
     "Keys (users, features, ...) at or over the limit this period.",
 )
-BUDGET_METRICS = (BUDGET_LIMIT, BUDGET_SPENT, BUDGET_UTILIZATION, BUDGET_WARN, BUDGET_PERIOD_END, BUDGET_OVER_LIMIT)
+BUDGET_BLIND = Metric(
+    "llm_budget_blind",
+    "gauge",
+    "1",
+    ("budget", "on_store_error"),
+    "1 while the budget's spend store is unreachable: decisions use the local view (open) or block (closed).",
+)
+BUDGET_METRICS = (BUDGET_LIMIT, BUDGET_SPENT, BUDGET_UTILIZATION, BUDGET_WARN, BUDGET_PERIOD_END, BUDGET_OVER_LIMIT,
+                  BUDGET_BLIND)  # fmt: skip
 
 # The GenAI semantic-convention histograms (OTLP only; their names and advice live in telemetry.semconv).
 ALL_PROMETHEUS = (*CALL_METRICS, *HEALTH_METRICS, *BUDGET_METRICS)
@@ -193,6 +214,4 @@ def _shares(call: Call, cost_usd: float | None, tokens: tuple[tuple[str, int], .
             shares.append(Share(own, share_cost if costs else cost_usd, _counts(u), u.reasoning))
         else:
             shares.append(Share(labels.values, share_cost, _counts(u), u.reasoning, labels.folded))
-    if call.model not in by_model and isinstance(call.cost, Cost) and costs.get(call.model) is not None:
-        shares.insert(0, Share(own, float(costs[call.model].total), (), 0))  # tool fees of a model with no step
     return tuple(shares)

@@ -118,3 +118,10 @@ SPENDMETER_STATUS: Final = "spendmeter.status"
 SPENDMETER_END_REASON: Final = "spendmeter.end_reason"
 SPENDMETER_UNPRICED_REASON: Final = "spendmeter.unpriced.reason"
 SPENDMETER_PRICE_ENTRY: Final = "spendmeter.price.entry"
+# What list prices say a call cost, beside `gen_ai.usage.cost.amount` when that is the provider's billed amount.
+SPENDMETER_COST_LIST_AMOUNT: Final = "spendmeter.cost.list_amount"
+SPENDMETER_COST_TOOLS_AMOUNT: Final = "spendmeter.cost.tools_amount"  # server-side tool fees, inside the amount
+SPENDMETER_TOOL_USES_PREFIX: Final = "spendmeter.tool_uses."  # + tool name (web_search, ...): billed uses
+SPENDMETER_TAG_PREFIX: Final = "spendmeter.tag."  # + tag name: attribute(team=...) and the other tags
+SPENDMETER_USAGE_STEPS: Final = "spendmeter.usage.steps"  # sampling steps the response reported (iterations)
+SPENDMETER_USAGE_STEP_MODELS: Final = "spendmeter.usage.step_models"  # the models those steps ran at

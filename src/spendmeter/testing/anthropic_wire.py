@@ -19,10 +19,13 @@ from spendmeter.testing.scenarios import (
     HEADER_BATCH_ERRORS,
     Event,
     FakeUsage,
+    Iteration,
     Plan,
     Reply,
     ScenarioError,
+    iterations_of,
     make_plan,
+    server_tools_of,
 )
 
 _ERROR_TYPES = {
@@ -198,9 +201,43 @@ def messages_endpoint(
     body: dict[str, Any], headers: dict[str, str], model: str | None = None, stream: bool | None = None
 ) -> Reply:
     plan = make_plan(body, headers, model=str(model or body.get("model") or "unknown"))
+    steps, tools = iterations_of(headers), server_tools_of(headers)
     if body.get("stream") if stream is None else stream:
-        return Reply(events=message_stream(plan, _new_id()), plan=plan)
-    return Reply(message_json(plan, _new_id()), plan=plan)
+        events = message_stream(plan, _new_id())
+        if steps or tools:
+            delta = next(e.data for e in events if isinstance(e.data, dict) and e.data["type"] == "message_delta")
+            _multi_step(delta["usage"], steps, tools, plan, stream=True)  # cumulative: the final counts
+        return Reply(events=events, plan=plan)
+    reply = message_json(plan, _new_id())
+    if steps or tools:
+        _multi_step(reply["usage"], steps, tools, plan, stream=False)
+    return Reply(reply, plan=plan)
+
+
+def _multi_step(
+    body: dict[str, Any], steps: list[Iteration], tools: dict[str, int], plan: Plan, *, stream: bool
+) -> None:
+    """`usage.iterations` and `usage.server_tool_use`, as the API reports them: every step with its own
+    counts, the top-level fields covering the last sampling step only (never a compaction)."""
+    if tools:
+        body["server_tool_use"] = {f"{name}_requests": n for name, n in tools.items()}
+    if not steps:
+        return
+    entries = []
+    for step in steps:
+        entry = usage(step.usage, "standard")
+        del entry["service_tier"]
+        entry["type"] = step.kind
+        if step.model is not None or step.kind in ("advisor_message", "fallback_message"):
+            entry["model"] = step.model or plan.model
+        entries.append(entry)
+    body["iterations"] = entries
+    last = next((s for s in reversed(steps) if s.kind != "compaction"), steps[-1])
+    top = usage(last.usage, "standard")
+    for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens"):
+        body[key] = top[key]
+    if not stream:
+        body["cache_creation"] = top["cache_creation"]
 
 
 def vertex_endpoint(body: dict[str, Any], headers: dict[str, str], model: str, specifier: str) -> Reply:

@@ -16,7 +16,16 @@ import uuid
 import zlib
 from typing import Any
 
-from spendmeter.testing.scenarios import Event, FakeUsage, Plan, Reply, make_plan, openai_model
+from spendmeter.testing.scenarios import (
+    Event,
+    FakeUsage,
+    Plan,
+    Reply,
+    billed_cost_of,
+    make_plan,
+    openai_model,
+    stream_usage_mode,
+)
 
 SYSTEM_FINGERPRINT = "fp_spendmeter0"
 
@@ -235,9 +244,39 @@ def _include_usage(body: dict[str, Any]) -> bool:
 
 def chat_endpoint(body: dict[str, Any], headers: dict[str, str], deployment: str | None = None) -> Reply:
     plan, ident, created = request_plan(body, headers, deployment), new_id(), int(time.time())
+    mode, cost = stream_usage_mode(headers), billed_cost_of(headers)
     if body.get("stream"):
-        return Reply(events=chat_stream(plan, ident, created, include_usage=_include_usage(body)), plan=plan)
-    return Reply(chat_json(plan, ident, created), plan=plan)
+        asked = _include_usage(body)
+        events = chat_stream(plan, ident, created, include_usage=asked and mode == "asked")
+        return Reply(events=_host_stream_usage(events, plan, mode, cost, asked), plan=plan)
+    reply = chat_json(plan, ident, created)
+    if cost is not None:
+        reply["usage"]["cost"] = cost
+    return Reply(reply, plan=plan)
+
+
+def _host_stream_usage(events: list[Event], plan: Plan, mode: str, cost: float | None, asked: bool) -> list[Event]:
+    """A chat stream the way hosts other than OpenAI report usage in it (`scenarios.STREAM_USAGE_MODES`)."""
+    usage = chat_usage(plan.usage)
+    if cost is not None:
+        usage["cost"] = cost
+    if mode == "asked":
+        if asked and cost is not None:
+            for event in events:
+                if isinstance(event.data, dict) and event.data.get("usage"):
+                    event.data["usage"] = usage
+        return events
+    data = [e for e in events if isinstance(e.data, dict)]
+    last = data[-1].data  # the chunk with finish_reason
+    assert isinstance(last, dict)
+    if mode == "always":
+        tail = {**last, "choices": [], "usage": usage}
+        events.insert(len(events) - 1, Event(tail))  # before [DONE]
+    elif mode == "last":
+        last["usage"] = usage
+    else:  # "choice"
+        last["choices"][0]["usage"] = usage
+    return events
 
 
 def completions_endpoint(

@@ -23,11 +23,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+# The fake provider answers both wire formats on one local address, which no provider table knows: map it
+# the way a user maps a local server. OpenAI's base URL has the `/v1` path, Anthropic's has none.
+LOCAL_PROVIDERS: dict[str, str] = {"127.0.0.1/v1": "openai", "127.0.0.1": "anthropic"}
+LOCAL_PROVIDERS_ENV = ",".join(f"{k}={v}" for k, v in LOCAL_PROVIDERS.items())  # for SPENDMETER_PROVIDERS
+
 HEADER_USAGE = "x-fake-usage"
 HEADER_TIER = "x-fake-tier"
 HEADER_SCENARIO = "x-fake-scenario"
 HEADER_KEY = "x-fake-key"
 HEADER_BATCH_ERRORS = "x-fake-batch-errors"
+# OpenAI-compatible hosts that report stream usage their own way (see `STREAM_USAGE_MODES`).
+HEADER_STREAM_USAGE = "x-fake-stream-usage"
+HEADER_BILLED_COST = "x-fake-billed-cost"  # OpenRouter: `usage.cost`, a decimal number of USD
+# Anthropic multi-step usage: `kind[@model]:key=int,...;...` entries of `usage.iterations` (keys as in
+# `x-fake-usage`), e.g. "compaction:input=180000,output=3500;message:input=23000,output=1000".
+HEADER_ITERATIONS = "x-fake-iterations"
+HEADER_SERVER_TOOLS = "x-fake-server-tools"  # Anthropic `usage.server_tool_use`: "web_search=3,web_fetch=1"
+
+# How a chat stream reports usage: "asked" (OpenAI: only with stream_options.include_usage, then a usage-only
+# final chunk and `"usage": null` on every other chunk), "always" (a usage-only final chunk, asked or not:
+# OpenRouter), "last" (usage on the chunk that carries finish_reason: Mistral, Together, Fireworks, z.ai),
+# "choice" (inside that chunk's choice: Moonshot).
+STREAM_USAGE_MODES = ("asked", "always", "last", "choice")
 
 SCENARIO_OK = "ok"
 SCENARIO_ERROR_400 = "error-400"
@@ -233,7 +251,10 @@ def make_plan(body: Mapping[str, Any], headers: Mapping[str, str], *, model: str
         FakeUsage(input=derived_input, output=derived_output), **parse_usage_header(headers.get(HEADER_USAGE))
     )
 
-    seed = zlib.crc32(json.dumps(body, sort_keys=True, default=str).encode())
+    # The text must not depend on how usage is reported (`stream_options`): a stream that asked for usage
+    # carries the same words as one that did not, so a caller's chunks can be compared run to run.
+    content = {k: v for k, v in body.items() if k != "stream_options"}
+    seed = zlib.crc32(json.dumps(content, sort_keys=True, default=str).encode())
     n_words = max(MIN_WORDS, min(MAX_WORDS, usage.output // 2))
     words = tuple(_WORDS[(seed + 7 * i) % len(_WORDS)] for i in range(n_words))
 
@@ -271,3 +292,50 @@ def _tool_call(tools: list[Any]) -> ToolCall:
     sample = {"string": "Paris", "integer": 1, "number": 1.5, "boolean": True, "array": [], "object": {}}
     args = {p: sample.get(str((props.get(p) or {}).get("type")), "Paris") for p in wanted}
     return ToolCall(name=str(name), arguments=json.dumps(args))
+
+
+@dataclass(frozen=True, slots=True)
+class Iteration:
+    """One `usage.iterations` entry the fake Anthropic API reports."""
+
+    kind: str
+    model: str | None
+    usage: FakeUsage
+
+
+def stream_usage_mode(headers: Mapping[str, str]) -> str:
+    mode = headers.get(HEADER_STREAM_USAGE, "asked").strip() or "asked"
+    if mode not in STREAM_USAGE_MODES:
+        raise ScenarioError(f"{HEADER_STREAM_USAGE}: unknown mode {mode!r}; known: {STREAM_USAGE_MODES}")
+    return mode
+
+
+def billed_cost_of(headers: Mapping[str, str]) -> float | None:
+    value = headers.get(HEADER_BILLED_COST)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ScenarioError(f"{HEADER_BILLED_COST}: expected a number of USD, got {value!r}") from None
+
+
+def iterations_of(headers: Mapping[str, str]) -> list[Iteration]:
+    out: list[Iteration] = []
+    for part in filter(None, (p.strip() for p in headers.get(HEADER_ITERATIONS, "").split(";"))):
+        head, sep, counts = part.partition(":")
+        if not sep:
+            raise ScenarioError(f"{HEADER_ITERATIONS}: expected kind[@model]:key=int,..., got {part!r}")
+        kind, _, model = head.strip().partition("@")
+        out.append(Iteration(kind, model or None, replace(FakeUsage(), **parse_usage_header(counts))))
+    return out
+
+
+def server_tools_of(headers: Mapping[str, str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in headers.get(HEADER_SERVER_TOOLS, "").split(","))):
+        name, sep, raw = part.partition("=")
+        if not sep or not raw.strip().isdigit():
+            raise ScenarioError(f"{HEADER_SERVER_TOOLS}: expected tool=int pairs, got {part!r}")
+        out[name.strip()] = int(raw)
+    return out

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from spendmeter.testing import anthropic_wire as anth
+from spendmeter.testing import gemini_wire as gem
 from spendmeter.testing import openai_responses_wire as oai_resp
 from spendmeter.testing import openai_wire as oai
 from spendmeter.testing.scenarios import (
@@ -57,7 +58,7 @@ __all__ = ["ProviderServer", "RecordedRequest"]
 
 log = logging.getLogger("spendmeter")
 
-OPENAI, ANTHROPIC = "openai", "anthropic"
+OPENAI, ANTHROPIC, GEMINI = "openai", "anthropic", "gemini"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,11 @@ class RecordedRequest:
 _Endpoint = Callable[..., Reply]  # (body, headers, **path groups) -> Reply
 _DEPLOYMENT = r"/openai/deployments/(?P<deployment>[^/]+)"
 _VERTEX = r"/v1/projects/[^/]+/locations/[^/]+/publishers/anthropic/models/(?P<model>[^/:]+)"
+# Gemini Developer API (`/v1beta/models/...`; LiteLLM's `gemini/` with a bare api_base drops the version) and
+# Vertex AI (project/location resource names, or express mode).
+_GEMINI = (r"(?:/v1|/v1beta|/v1alpha|/v1beta1)?/(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/google/)?"
+           r"models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent|embedContent"
+           r"|batchEmbedContents|predict)")
 
 
 def _routes(batches: anth.BatchStore) -> list[tuple[str, re.Pattern[str], str, _Endpoint]]:
@@ -92,11 +98,14 @@ def _routes(batches: anth.BatchStore) -> list[tuple[str, re.Pattern[str], str, _
         ("GET", r"/v1/messages/batches/(?P<batch>[^/]+)/results", ANTHROPIC, batches.results),
         ("POST", _VERTEX + r":(?P<specifier>rawPredict|streamRawPredict)", ANTHROPIC, anth.vertex_endpoint),
         ("POST", r"/model/(?P<model>[^/]+)/invoke", ANTHROPIC, anth.bedrock_endpoint),
+        ("POST", _GEMINI, GEMINI, gem.model_endpoint),
     ]
     return [(method, re.compile(path), provider, fn) for method, path, provider, fn in table]
 
 
 def _provider_for_path(path: str) -> str:
+    if ":" in path.rsplit("/", 1)[-1] and "/publishers/anthropic/" not in path:
+        return GEMINI  # `models/<model>:<method>`
     return ANTHROPIC if path.startswith(("/v1/messages", "/v1/projects", "/model/")) else OPENAI
 
 
@@ -163,6 +172,11 @@ class ProviderServer:
 
     @property
     def anthropic_base_url(self) -> str:
+        return self.url
+
+    @property
+    def gemini_base_url(self) -> str:
+        """For `google-genai`: `HttpOptions(base_url=...)`, Gemini API and Vertex AI modes alike."""
         return self.url
 
     @property
@@ -324,6 +338,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str) -> None:
         if self.provider == ANTHROPIC:
             body = anth.error_body(status, message, request_id=self.request_id)
+        elif self.provider == GEMINI:
+            body = gem.error_body(status, message)
         else:
             body = oai.error_body(status, message)
         extra = {}
@@ -357,6 +373,8 @@ class _Handler(BaseHTTPRequestHandler):
             if failing:
                 if self.provider == ANTHROPIC:
                     error = anth.stream_error_event(self.request_id)
+                elif self.provider == GEMINI:
+                    error = Event(gem.error_body(500, "Internal error encountered."))
                 elif reply.events[0].name is not None:  # the Responses API names its events
                     error = oai_resp.responses_error_event(sent)
                 else:

@@ -14,8 +14,9 @@ import openai
 
 import spendmeter
 from spendmeter.server import wsgi_metrics_app
+from spendmeter.testing.scenarios import LOCAL_PROVIDERS
 
-spendmeter.init(serve_metrics=False, usage_hosts=("127.0.0.1",))
+spendmeter.init(serve_metrics=False, usage_hosts=("127.0.0.1",), providers=LOCAL_PROVIDERS)
 client = openai.OpenAI(base_url=os.environ["PROVIDER_URL"] + "/v1", api_key="sk-test", max_retries=0)
 
 

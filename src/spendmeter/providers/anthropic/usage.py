@@ -92,16 +92,14 @@ def usage_with_steps(top: Usage, steps: tuple[Step, ...]) -> Usage:
 
 
 def server_tool_uses(usage: Any) -> tuple[tuple[str, int], ...]:
-    """`server_tool_use: {web_search_requests: 2, web_fetch_requests: 1}` -> (("web_fetch", 1), ("web_search", 2))."""
+    """`server_tool_use: {web_search_requests: 2, web_fetch_requests: 1}` -> (("web_fetch", 1), ("web_search", 2)).
+
+    Every `<tool>_requests` count is read, typed or not, so a tool newer than the SDK is still counted.
+    """
     block = get(usage, "server_tool_use")
     if block is None:
         return ()
-    names = block.keys() if isinstance(block, dict) else type(block).model_fields.keys() if hasattr(
-        type(block), "model_fields") else ()
-    extra = getattr(block, "model_extra", None) or {}
-    counts = {}
-    for name in (*names, *extra):
-        n = get_int(block, name)
-        if name.endswith("_requests") and n:
-            counts[name[: -len("_requests")]] = n
-    return tuple(sorted(counts.items()))
+    fields = block if isinstance(block, dict) else {
+        **getattr(block, "__dict__", {}), **(getattr(block, "model_extra", None) or {})}
+    counts = {name.removesuffix("_requests"): get_int(fields, name) for name in fields if name.endswith("_requests")}
+    return tuple(sorted((tool, n) for tool, n in counts.items() if n))

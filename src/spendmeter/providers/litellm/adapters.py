@@ -27,6 +27,21 @@ POSITIONAL = {
 }
 
 
+# Arguments that make LiteLLM answer by itself, sending nothing to any provider: nothing to record.
+_LOCAL_ANSWERS = ("mock_response", "mock_tool_calls")
+
+
+def recorded(kwargs: dict[str, Any]) -> bool:
+    """False for calls LiteLLM answers locally (`mock_response=`): no provider request, nothing billed."""
+    return not any(given(kwargs.get(name)) is not None for name in _LOCAL_ANSWERS)
+
+
+def _cache_hit(obj: Any) -> bool:
+    """LiteLLM served the response from its own cache (`litellm.cache`): the provider billed nothing now."""
+    hidden = get(obj, "_hidden_params")
+    return isinstance(hidden, dict) and hidden.get("cache_hit") is True
+
+
 def _finish_reasons(obj: Any) -> tuple[str, ...]:
     return tuple(str(r) for c in get(obj, "choices") or () if (r := get(c, "finish_reason")))
 
@@ -46,10 +61,16 @@ class CompletionAdapter:
     def request(self, resource: Any, kwargs: dict[str, Any], options: RequestOptions) -> RequestFacts:
         return request_facts(self.operation, kwargs, options)
 
+    recorded = staticmethod(recorded)
+
     def response(self, obj: Any) -> ResponseFacts:
         usage = get(obj, "usage")
+        if _cache_hit(obj):
+            parsed = Usage(source="reported")  # a cached copy carries the first call's usage: this one is free
+        else:
+            parsed = Usage(source="missing") if is_unreported(usage) else chat_usage(usage)
         return ResponseFacts(
-            usage=Usage(source="missing") if is_unreported(usage) else chat_usage(usage),
+            usage=parsed,
             model=given(get(obj, "model")),
             response_id=given(get(obj, "id")),
             service_tier=_tier(obj),
@@ -66,6 +87,8 @@ class ResponsesAdapter:
 
     def request(self, resource: Any, kwargs: dict[str, Any], options: RequestOptions) -> RequestFacts:
         return request_facts(self.operation, kwargs, options)
+
+    recorded = staticmethod(recorded)
 
     def response(self, obj: Any) -> ResponseFacts:
         status = get(obj, "status")
@@ -94,8 +117,8 @@ class ResponsesStreamUsage:
         self.error: str | None = None
 
     def observe(self, event: Any) -> None:
-        kind = str(get(event, "type") or "")
-        kind = kind.rsplit(".", 1)[-1] if kind.startswith("ResponsesAPIStreamEvents.") else kind
+        kind = get(event, "type")
+        kind = str(getattr(kind, "value", kind) or "")  # LiteLLM's events carry an Enum of the wire names
         if kind in _TERMINAL or (kind == "response.created" and self.response is None):
             self.response = get(event, "response")
         if kind in ("error", "response.failed"):

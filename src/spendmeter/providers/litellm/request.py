@@ -60,21 +60,20 @@ def route(kwargs: dict[str, Any]) -> tuple[str, str, str | None]:
 
 
 def provider_of(litellm_provider: str, api_base: str | None, options: RequestOptions) -> str:
-    """Our provider id: the user's endpoint mapping first, then the endpoint table for generic
-    OpenAI-compatible routes, then LiteLLM's own routing decision."""
-    host, port, path = _endpoint(api_base)
-    user_map = getattr(options, "providers", None)
-    if host and (user_map or litellm_provider in _GENERIC):
-        from spendmeter.providers import endpoints
+    """Our provider id. A named route (`deepseek/`, `anthropic/`, `azure/`) is LiteLLM's routing decision and
+    wins; a generic OpenAI-compatible route (`openai/` with an `api_base`, `hosted_vllm/`) is identified by its
+    endpoint: the user's mapping, then the endpoint table, else LiteLLM's name for it."""
+    if litellm_provider in _GENERIC:
+        host, port, path = _endpoint(api_base)
+        if host:
+            from spendmeter.providers import endpoints
 
-        if user_map:
-            found = endpoints.match(host, port, path, user_map)
+            user_map = getattr(options, "providers", None)
+            found = endpoints.match(host, port, path, user_map) if user_map else None
+            if found is None and (row := endpoints.endpoint_of(host, port, path)) is not None:
+                found = row.provider
             if found is not None:
                 return str(found)
-        if litellm_provider in _GENERIC:
-            row = endpoints.endpoint_of(host, port, path)
-            if row is not None:
-                return row.provider
     return _PROVIDERS.get(litellm_provider) or canonical(litellm_provider)
 
 

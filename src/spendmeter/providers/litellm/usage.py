@@ -28,7 +28,7 @@ def _cache_writes(usage: Any, details: Any) -> tuple[int, int]:
     total = _first(details, "cache_creation_tokens", "cache_write_tokens") or _first(
         usage, "cache_creation_input_tokens", "_cache_creation_input_tokens"
     )
-    split = get(details, "cache_creation_token_details")
+    split = get(details, "cache_creation_token_details") or get(details, "cache_write_tokens_details")
     write_1h = min(get_int(split, "ephemeral_1h_input_tokens"), total) if split is not None else 0
     return total - write_1h, write_1h
 

@@ -47,16 +47,28 @@ def responses_usage(usage: Any) -> Usage:
 def billed_cost(usage: Any) -> Decimal | None:
     """OpenRouter's `usage.cost`: the USD (credits) the call was billed, when the response says it.
 
-    Read through `str()` so the JSON number's digits are kept (0.0000495 stays 0.0000495, not a binary float).
+    With your own provider key (`is_byok`), `cost` is only OpenRouter's fee and the provider bills
+    `cost_details.upstream_inference_cost` to your key: the call cost their sum.
     """
-    value = get(usage, "cost")
+    cost = _usd(get(usage, "cost"))
+    if cost is None:
+        return None
+    if get(usage, "is_byok") is True:
+        upstream = _usd(get(get(usage, "cost_details"), "upstream_inference_cost"))
+        if upstream is not None:
+            cost += upstream
+    return cost
+
+
+def _usd(value: Any) -> Decimal | None:
+    """A JSON number as Decimal, read through `str()` so its digits are kept (0.0000495 stays 0.0000495)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
     try:
-        cost = Decimal(str(value))
+        amount = Decimal(str(value))
     except InvalidOperation:
         return None
-    return cost if cost.is_finite() and cost >= 0 else None
+    return amount if amount.is_finite() and amount >= 0 else None
 
 
 # Responses output item types that are billed per call, and the tool name we count them under.
