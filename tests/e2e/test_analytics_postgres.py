@@ -1,5 +1,5 @@
-"""The ledger queries on a real PostgreSQL (NUMERIC sums): the same calls and checks as the SQLite unit test,
-in a database of their own. Under CI=true a missing PostgreSQL fails this test."""
+"""The ledger queries and `reconcile` on a real PostgreSQL (NUMERIC sums): the same calls and checks as the
+SQLite unit tests, each in a database of its own. Under CI=true a missing PostgreSQL fails this test."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
 
 import test_analytics as cases
+import test_reconcile
 
 from spendmeter.analytics import LedgerSource
 
@@ -33,5 +34,17 @@ def test_every_grouping_is_exact_on_postgres(fresh_dsn: str) -> None:
     try:
         assert src.dialect == "postgresql"
         cases.check_all(src, data)
+    finally:
+        src.close()
+
+
+def test_reconcile_finds_each_planted_discrepancy_on_postgres(fresh_dsn: str, tmp_path: Path) -> None:
+    calls = test_reconcile.build_ledger(fresh_dsn)
+    billed = test_reconcile.billed_cells(calls)
+    test_reconcile.write_openai(tmp_path / "openai.json", billed)
+    test_reconcile.write_anthropic(tmp_path / "anthropic.json", billed)
+    src = LedgerSource.open(fresh_dsn)
+    try:
+        test_reconcile.check_planted(src, tmp_path, calls, billed)
     finally:
         src.close()

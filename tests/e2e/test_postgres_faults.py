@@ -242,3 +242,52 @@ def test_a_stopped_and_restarted_server_gets_the_spend_made_meanwhile(server: Se
     assert admitted == 0 and max(waits) < 0.05 + 0.15
     assert spent == Decimal("0.032")
     engine.close()
+
+
+# -- 4. one bad row never costs the others, on PostgreSQL ----------------------------------------------------
+def test_poison_rows_on_postgres_cost_only_themselves(server: Server) -> None:
+    import psycopg
+
+    from spendmeter import _contain
+    from spendmeter.call import Usage
+    from spendmeter.sinks.ledger import LedgerSink
+
+    def ledger_call(i: int, user: str = "alice", output: int = 10, provider: str | None = "openai") -> Call:
+        call = Call(provider=provider, operation="chat", request_model="gpt-4o-mini",  # type: ignore[arg-type]
+                    attribution=Attribution(user=user, feature=f"poison-{i // 1000}"), started_at=NOW)  # fmt: skip
+        call.usage = Usage(input=5, output=output, source="reported")
+        call.ended_at = NOW
+        return call
+
+    _contain.reset()
+    sink = LedgerSink(server.pg.dsn, batch_size=500)
+    for i in range(500):
+        if i == 100:  # PostgreSQL text refuses NUL; 10 KB; beyond BIGINT: all made storable
+            sink.on_call(ledger_call(i, user="nul\x00" + "x" * 10_000, output=10**19))
+        elif i == 300:  # NOT NULL: refused whatever we do
+            sink.on_call(ledger_call(i, provider=None))
+        else:
+            sink.on_call(ledger_call(i))
+    sink.close()
+    with psycopg.connect(server.pg.dsn) as conn:
+        stored, output = conn.execute(
+            "SELECT COUNT(*), max(output_tokens) FROM spendmeter_ledger WHERE feature = 'poison-0'"
+        ).fetchone()
+    print(f"\nRELIABILITY: postgresql ledger, 500-row batch with a NUL/10 KB/10^19 row and a NOT NULL row: "
+          f"{stored} stored, {sink.failed_rows} counted")  # fmt: skip
+    assert stored == 499 and sink.failed_rows == 1 and output == 2**63 - 1
+    assert _contain.counts()["ledger.write_failed"] == 1
+
+    # the spend store: a user id with a NUL byte and an absurd cost still land
+    cfg = {"store": server.pg.dsn, "budgets": [{"name": "per-user", "scope": "user", "period": "day",
+                                                "limit_usd": 1, "action": "block"}]}  # fmt: skip
+    engine = BudgetEngine(parse_budgets(cfg), clock=lambda: NOW)
+    call = Call(provider="openai", operation="chat", request_model="gpt-4o", attribution=Attribution(user="a\x00b"))
+    engine.check(call)
+    call.cost = Cost(Decimal(0), Decimal(0), Decimal(0), Decimal(10) ** 12, Decimal(10) ** 12, "test", "e")
+    engine.on_call(call)
+    assert engine.flush() and engine.spent("per-user", "a\ufffdb") > 0
+    with pytest.raises(BudgetExceeded):
+        engine.check(Call(provider="openai", operation="chat", request_model="gpt-4o",
+                          attribution=Attribution(user="a\x00b")))  # fmt: skip
+    engine.close()

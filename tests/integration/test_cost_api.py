@@ -166,6 +166,8 @@ def test_middlewares_and_mounts_answer_without_redirects(live) -> None:
     app, wapp = asgi_middleware(inner), wsgi_middleware(inner_wsgi)
     assert asgi_get(app, "/orders") == (200, {"app": True})
     assert wsgi_get(wapp, "/orders") == (200, {"app": True})
+    assert asgi_get(app, "/healthz") == (200, {"app": True})  # the application's own health check wins
+    assert wsgi_get(wapp, "/") == (200, {"app": True})
     status, body = asgi_get(app, "/metrics")
     assert status == 200 and b"llm_cost_usd_total" in body
     assert asgi_get(app, "/api/costs/by-provider")[0] == 200

@@ -50,7 +50,7 @@ def test_nul_bytes_huge_strings_and_absurd_numbers_are_stored_not_refused(tmp_pa
         user, output = conn.execute("SELECT user_id, output_tokens FROM spendmeter_ledger WHERE id = 500").fetchone()
     assert "\x00" not in user and len(user) == MAX_TEXT and user.startswith("nul\ufffdin the middle")
     assert output == 2**63 - 1
-    print(f"\nRELIABILITY: ledger, 500-row batch with NUL + 10 KB user id + 10^19 tokens: 500 stored, 0 lost")
+    print("\nRELIABILITY: ledger, 500-row batch with NUL + 10 KB user id + 10^19 tokens: 500 stored, 0 lost")
 
 
 def test_a_row_the_database_refuses_costs_only_itself(tmp_path) -> None:

@@ -49,19 +49,21 @@ def _call(rnd: Random, day: date, which: str, **kw) -> Call:
     return call
 
 
-def build_ledger(path: Path) -> list[Call]:
+def build_ledger(path: Path | str) -> list[Call]:
+    """The ledger at `path` (a SQLite file) or a DSN, with the calls the exports are made from."""
     rnd = Random(5)
     calls = []
     for day in DAYS[:3]:  # DAYS[3]: no openai calls in the ledger (a missing day)
         for which in ("mini", "41", "sonnet"):
             calls += [_call(rnd, day, which) for _ in range(12)]
     calls += [_call(rnd, DAYS[3], "sonnet") for _ in range(5)]  # the export will lack these
+    calls += [_call(rnd, D1, "sonnet", source="genai-prices 0.2.4") for _ in range(4)]  # a catalog update
     calls += [_call(rnd, D1, "x", cost="unpriced") for _ in range(3)]
     calls += [_call(rnd, DAYS[1], "mini", stream=True, usage="missing", cost=None) for _ in range(2)]
     calls += [_call(rnd, DAYS[1], "sonnet", status="error", usage="missing", cost=None) for _ in range(4)]
     calls += [_call(rnd, DAYS[2], "mini", attempts=3, cost=None, status="error", usage="missing")]
     calls += [_call(rnd, DAYS[2], "sonnet", status="error") for _ in range(6)]  # priced, but failed
-    sink = LedgerSink(f"sqlite:///{path}")
+    sink = LedgerSink(f"sqlite:///{path}" if isinstance(path, Path) else path)
     for c in calls:
         sink.on_call(c)
     sink.close()
@@ -81,6 +83,7 @@ PLANTED = {
     (DAYS[1], "openai", MINI): ("+0.30", "streams without usage"),
     (DAYS[1], "anthropic", SONNET): ("+0.25", "failed calls"),
     (DAYS[2], "openai", MINI): ("+0.35", "SDK retries"),
+    (D1, "anthropic", SONNET): ("x1.25", "price change: the ledger priced these calls with 2 price sources"),
     (DAYS[1], "openai", GPT41): ("x1.10", "price change"),
     (DAYS[2], "openai", GPT41): ("x1.10", "price change"),
     (DAYS[2], "anthropic", SONNET): ("failed", "blocked or failed calls"),
@@ -167,8 +170,15 @@ def test_exports_read_exactly_in_dollars(setup) -> None:
 
 def test_each_planted_discrepancy_is_found_and_explained(setup) -> None:
     tmp, calls, billed = setup
+    check_planted(LedgerSource.open(tmp / "ledger.db"), tmp, calls, billed)
+
+
+Billed = dict[tuple[date, str, str], Decimal]
+
+
+def check_planted(src: LedgerSource, tmp: Path, calls: list[Call], billed: Billed) -> None:
+    """Also run on PostgreSQL by tests/e2e/test_analytics_postgres.py."""
     lines = load_openai(tmp / "openai.json") + load_anthropic(tmp / "anthropic.json")
-    src = LedgerSource.open(tmp / "ledger.db")
     result = reconcile(src, lines, Window(), parse_tolerance("5%"))
     by_key = {(c.day, c.provider, c.model): c for c in result.cells}
     ledger = cell_costs(calls)

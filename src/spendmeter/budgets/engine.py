@@ -36,16 +36,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from spendmeter.budgets.config import Budget, BudgetConfig
+from spendmeter.budgets.guard import Reservations
 from spendmeter.budgets.periods import PeriodWindow, window
-from spendmeter.budgets.spend import Claim, Settlement, SpendKey, admits, clamp_nano
+from spendmeter.budgets.spend import Claim, Settlement, SpendKey, clamp_nano
 from spendmeter.budgets.spool import Spool
 from spendmeter.budgets.store import SpendStore, from_nano, open_store, storable_key, to_nano
 from spendmeter.budgets.writer import SpendWriter
@@ -150,35 +149,22 @@ class BudgetEngine:
         self._gauges: Any = None
         self._last_refresh = float("-inf")
         self._refresh_lock = threading.Lock()
-        self._local = bool(getattr(self.store, "local", False))  # no I/O: called directly, no deadline
-        # id(call) -> (call, reservation id, keys, nano, blind): the call is held so its id is not reused.
-        self._held: dict[int, tuple[Call, str, tuple[SpendKey, ...], int, bool]] = {}
-        self._held_lock = threading.Lock()
-        # The local view for deciding without the store: used (spend + reservations) last seen per key,
-        # plus what this process settled and reserved since.
-        self._seen: dict[SpendKey, int] = {}
-        self._since: dict[SpendKey, int] = {}
-        self._pool: ThreadPoolExecutor | None = None
-        self._inflight: set[Future[Any]] = set()  # reservations running in the pool (close waits for them)
         self.writer: SpendWriter | None = None
+        self.reservations: Reservations
         if previous is not None and previous.store is self.store:
             # A re-init on the same store: calls started under the previous engine finish into this one, so
             # its reservations, local view, writer thread and check pool carry on here (nothing is settled
             # twice, nothing waits for its reservation to expire).
-            self._held, self._held_lock = previous._held, previous._held_lock
-            self._seen, self._since = previous._seen, previous._since
-            self._pool, self.writer = previous._pool, previous.writer
+            self.writer, self.reservations = previous.writer, previous.reservations
+            self.reservations.timeout_s = self.store_timeout_s
             if self.writer is not None:
                 self.writer.on_tick, self.writer.on_health = self._tick, self._health_changed
-        elif not self._local:
-            self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spendmeter-budgets-check")
-            self.writer = SpendWriter(
-                self.store,
-                spool=Spool(config.spool) if config.spool else None,
-                on_tick=self._tick,
-                tick_s=max(0.05, min(gauge_refresh_interval_s, 1.0)),
-                on_health=self._health_changed,
-            )
+        else:
+            if not getattr(self.store, "local", False):  # a SQL store: its I/O happens off the caller's path
+                self.writer = SpendWriter(self.store, spool=Spool(config.spool) if config.spool else None,
+                                          on_tick=self._tick, tick_s=max(0.05, min(gauge_refresh_interval_s, 1.0)),
+                                          on_health=self._health_changed)  # fmt: skip
+            self.reservations = Reservations(self.store, self.writer, timeout_s=self.store_timeout_s)
 
     @property
     def blind(self) -> bool:
@@ -226,15 +212,12 @@ class BudgetEngine:
         nano = clamp_nano(to_nano(estimate)) if estimate is not None and estimate > 0 else 0
         rid = uuid.uuid4().hex
         wall = time.time()
-        result = self._reserve(rid, claims, nano, wall + self.reservation_ttl_s, wall)
-        blind = result is None
-        if result is None:
-            refused, used = self._decide_blind(claims, nano, found)
-        else:
-            refused, used = result
-            for claim, u in zip(claims, used, strict=True):
-                self._seen[claim[0]] = u
-                self._since.pop(claim[0], None)
+        decision = self.reservations.reserve(rid, claims, nano, wall + self.reservation_ttl_s, wall)
+        blind = decision is None
+        if decision is None:
+            closed = [f[1].on_store_error == "closed" for f in found]
+            decision = self.reservations.decide_blind(claims, nano, closed)
+        refused, used = decision
         if refused is not None:
             (key3, limit, _strict), budget, win = found[refused]
             u = used[refused]
@@ -242,59 +225,12 @@ class BudgetEngine:
             raise BudgetExceeded(budget.name, budget.scope, key3[1], from_nano(u), budget.limit_usd, win.end,
                                  estimated=estimate if tipped else None)  # fmt: skip
         if nano > 0:
-            keys = tuple(c[0] for c in claims)
-            if blind:
-                for k in keys:
-                    self._since[k] = self._since.get(k, 0) + nano
-            with self._held_lock:
-                self._held[id(call)] = (call, rid, keys, nano, blind)
-
-    def _reserve(
-        self, rid: str, claims: list[Claim], nano: int, expires_at: float, now: float
-    ) -> tuple[int | None, list[int]] | None:
-        """The store's answer, or None when it is down or missed the deadline."""
-        if self._local:
-            return self.store.reserve(rid, claims, nano, expires_at, now)
-        assert self._pool is not None and self.writer is not None
-        if not self.writer.up:
-            return None
-        future = self._pool.submit(self.store.reserve, rid, claims, nano, expires_at, now)
-        self._inflight.add(future)
-        future.add_done_callback(self._inflight.discard)
-        try:
-            return future.result(timeout=self.store_timeout_s)
-        except FutureTimeout:
-            self.writer.mark_down(f"no answer within {self.store_timeout_s * 1000:.0f} ms")
-            if nano > 0:  # it may still succeed later: then release what nobody will settle
-                future.add_done_callback(lambda f: self._release_late(f, rid))
-        except Exception as exc:
-            self.writer.mark_down(type(exc).__name__)
-        return None
-
-    def _release_late(self, future: Future[Any], rid: str) -> None:
-        if future.exception() is None and future.result()[0] is None and self.writer is not None:
-            self.writer.put((rid, ()))
-
-    def _decide_blind(
-        self, claims: list[Claim], nano: int, found: list[tuple[Claim, Budget, PeriodWindow]]
-    ) -> tuple[int | None, list[int]]:
-        used = [self._seen.get(c[0], 0) + self._since.get(c[0], 0) for c in claims]
-        for i, ((_key, limit, strict), budget, _win) in enumerate(found):
-            if budget.on_store_error == "closed" or not admits(used[i], limit, nano, strict):
-                return i, used
-        return None, used
+            self.reservations.hold(call, rid, tuple(c[0] for c in claims), nano, blind)
 
     # -- after the call -----------------------------------------------------------------------------
     def on_call(self, call: Call) -> None:
         """Sink interface: settle the call's reservation and add its cost to every budget it counts against."""
-        with self._held_lock:
-            held = self._held.pop(id(call), None)
-        rid: str | None = None
-        if held is not None and held[0] is call:
-            rid = None if held[4] else held[1]
-            for k in held[2]:
-                if held[4]:
-                    self._since[k] = self._since.get(k, 0) - held[3]
+        rid = self.reservations.take(call)
         nano = 0 if call.status == "blocked" else clamp_nano(to_nano(call.cost_usd))  # blocked: nothing sent
         items: list[tuple[SpendKey, int]] = []
         if nano > 0:
@@ -313,8 +249,7 @@ class BudgetEngine:
                 self.refresh_gauges()
             return
         if not self.writer.up:
-            for k, n in items:  # spent while blind: part of the local view until the store answers again
-                self._since[k] = self._since.get(k, 0) + n
+            self.reservations.spent_blind(items)
         self.writer.put(settlement)
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -341,8 +276,7 @@ class BudgetEngine:
         for budget in self.config.budgets:
             win = self.window(budget, now)
             if blind:
-                local = {k[1]: u + self._since.get(k, 0) for k, u in self._seen.items()
-                         if k[0] == budget.name and k[2] == win.key}  # fmt: skip
+                local = self.reservations.local_used(budget.name, win.key)
                 rows = sorted(local.items(), key=lambda kv: -kv[1])[:max_keys]
                 if not budget.per_key and not rows:
                     rows = [(GLOBAL_KEY, 0)]
@@ -410,16 +344,6 @@ class BudgetEngine:
             self._gauges.update(snapshot)
             self._last_refresh = time.monotonic()
 
-    def sweep(self, older_than_s: float | None = None) -> int:
-        """Forget local records of reservations whose calls never finished (their store rows expire by
-        themselves). Runs from `prune`; returns how many."""
-        limit = time.perf_counter() - (self.reservation_ttl_s if older_than_s is None else older_than_s)
-        with self._held_lock:
-            stale = [k for k, v in self._held.items() if getattr(v[0], "start_monotonic", limit) < limit]
-            for k in stale:
-                del self._held[k]
-        return len(stale)
-
     # -- housekeeping -------------------------------------------------------------------------------
     def prune(self, keep_previous: int = 1) -> int:
         """Forget spend older than the current period and `keep_previous` periods before it."""
@@ -430,21 +354,14 @@ class BudgetEngine:
             for _ in range(keep_previous):
                 win = self.window(budget, win.start.replace(microsecond=0) - _ONE_SECOND)
             removed += self.store.prune(budget.name, win.key)
+        self.reservations.sweep(self.reservation_ttl_s)  # calls that never finished
         return removed
 
     def close(self, timeout: float = 5.0) -> None:
         """Write the queued spend (to the spool if the store is down), stop the threads, close the store."""
         deadline = time.monotonic() + timeout
-        stopped = True
-        if self.writer is not None:
-            stopped = self.writer.close(timeout)
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            for future in list(self._inflight):
-                try:
-                    future.exception(timeout=max(0.0, deadline - time.monotonic()))
-                except Exception:  # still running (a frozen store), or cancelled
-                    stopped = stopped and future.done()
+        stopped = self.writer.close(timeout) if self.writer is not None else True
+        stopped = self.reservations.close(deadline) and stopped
         if not stopped:
             # A thread is still inside a store call: closing its connection under it can crash the process
             # (sqlite3) or raise there. Leave the store to the garbage collector.

@@ -79,8 +79,13 @@ def _before(path: str) -> None:
             mark_dead_workers()
 
 
+# Left to the application even in front of it: its own health check and root page win over ours.
+_APPLICATION_PATHS = frozenset({"/", "/healthz"})
+
+
 def serves(path: str) -> bool:
-    return find_route(path) is not None and path != "/"
+    """A path the middlewares answer themselves rather than pass to the application."""
+    return path not in _APPLICATION_PATHS and find_route(path) is not None
 
 
 def _local_path(path: str, root_path: str) -> str:

@@ -99,6 +99,7 @@ BULK = True  # SQLite tuned for large batches (spendmeter.storage.sqlite.BULK_*)
 
 MAX_TEXT = 4096  # longer text (a 10 KB user id, a huge error type) is cut, with a marker: no row refused for it
 _BIGINT = 2**63 - 1
+_CUT = "...[cut]"
 
 
 def storable_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -112,7 +113,7 @@ def storable_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
                 continue
             fixed: Any = v.replace("\x00", "\ufffd")
             if len(fixed) > MAX_TEXT:
-                fixed = fixed[: MAX_TEXT - 12] + "...[cut]"
+                fixed = fixed[: MAX_TEXT - len(_CUT)] + _CUT
         elif t is int:
             if -_BIGINT <= v <= _BIGINT:
                 continue

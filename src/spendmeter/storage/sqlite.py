@@ -172,7 +172,7 @@ class SQLiteDatabase:
             raise ConfigError(f"cannot create the {component.name} tables in {self.path}: {exc}", key=self.key) from exc
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return self.connection().execute(sql, params).fetchall()
+        return self._live().execute(sql, params).fetchall()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One write statement in its own transaction; returns the rows it changed."""
