@@ -113,3 +113,30 @@ def test_server_module_runs_with_python_m_without_a_runpy_warning():
         _, err = proc.communicate(timeout=10)
         watchdog.cancel()
     assert "RuntimeWarning" not in err
+
+
+def test_the_package_example_prices_calls_to_the_local_server(pipeline):
+    import anthropic
+    import openai
+
+    import spendmeter
+    from spendmeter.testing import HEADER_USAGE, CollectingSink, ProviderServer
+
+    sink = CollectingSink()
+    spendmeter.add_sink(sink)
+    try:
+        with ProviderServer() as srv:
+            spendmeter.init(serve_metrics=False, providers=srv.providers)
+            openai.OpenAI(base_url=srv.openai_base_url, api_key="test").chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+                extra_headers={HEADER_USAGE: "input=100,output=20"},
+            )  # fmt: skip
+            anthropic.Anthropic(base_url=srv.anthropic_base_url, api_key="test").messages.create(
+                model="claude-3-haiku-20240307", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+            )
+    finally:
+        spendmeter.shutdown()
+        spendmeter.remove_sink(sink)
+    chat, message = sink.calls
+    assert (chat.provider, chat.usage.input, chat.usage.output, chat.priced) == ("openai", 100, 20, True)
+    assert (message.provider, message.priced) == ("anthropic", True)

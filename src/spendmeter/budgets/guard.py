@@ -13,8 +13,10 @@ calls in flight, and the local view used while the store is unreachable.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -32,12 +34,20 @@ class Reservations:
         self.store = store
         self.writer = writer  # None: the store does no I/O (memory), called directly
         self.timeout_s = timeout_s
+        self._workers = workers
+        self._fresh()
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (r := ref()) is not None and r._fresh())
+
+    def _fresh(self) -> None:
+        """Also in a forked child: the parent's calls in flight are the parent's; its pool threads stayed
+        there (a new executor starts its threads on first use)."""
         self._held: dict[int, Held] = {}
         self._lock = threading.Lock()
         self._seen: dict[SpendKey, int] = {}
         self._since: dict[SpendKey, int] = {}
         self._inflight: set[Future[Any]] = set()
-        self._pool = None if writer is None else ThreadPoolExecutor(workers, "spendmeter-budgets-check")
+        self._pool = None if self.writer is None else ThreadPoolExecutor(self._workers, "spendmeter-budgets-check")
 
     # -- the store, under a deadline ----------------------------------------------------------------
     def reserve(self, rid: str, claims: list[Claim], nano: int, expires_at: float, now: float) -> Decision | None:

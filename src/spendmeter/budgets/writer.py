@@ -15,8 +15,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 
@@ -54,14 +56,26 @@ class SpendWriter:
         self.written = 0
         self.spooled = 0
         self.dropped = 0
+        self._closed = False
+        self._spool_waiting = spool is not None  # a previous run may have left lines there
+        self._fresh()
+        self._start()
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (w := ref()) is not None and w._fresh())
+
+    def _fresh(self) -> None:
+        """Also in a forked child: the parent's queue is the parent's to write, its thread stayed there."""
         self._pending: deque[Settlement] = deque()
         self._busy = 0  # settlements taken off the queue and not yet written
         self._wake = threading.Event()
         self._idle = threading.Condition()
-        self._closed = False
-        self._spool_waiting = spool is not None  # a previous run may have left lines there
-        self._thread = threading.Thread(target=self._run, name="spendmeter-budgets", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+
+    def _start(self) -> None:
+        with self._idle:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(target=self._run, name="spendmeter-budgets", daemon=True)
+                self._thread.start()
 
     # -- callers -------------------------------------------------------------------------------------
     def put(self, settlement: Settlement) -> None:
@@ -72,6 +86,8 @@ class SpendWriter:
         self._pending.append(settlement)
         if len(self._pending) == 1 or len(self._pending) >= BATCH:
             self._wake.set()
+        if self._thread is None:  # a forked child: start its own writer
+            self._start()
 
     def mark_down(self, why: str) -> None:
         """A caller saw the store fail or miss its deadline: decide without it until a probe succeeds."""
@@ -105,11 +121,13 @@ class SpendWriter:
         self.flush(timeout)
         self._closed = True
         self._wake.set()
-        self._thread.join(timeout)
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
         if self._pending:
             self._overflow(list(self._pending))
             self._pending.clear()
-        return not self._thread.is_alive()
+        return thread is None or not thread.is_alive()
 
     # -- the thread -----------------------------------------------------------------------------------
     def _overflow(self, settlements: list[Settlement]) -> None:

@@ -8,15 +8,16 @@ spendmeter finished, so a test can check what was recorded:
     import openai, spendmeter
     from spendmeter.testing import HEADER_USAGE, CollectingSink, ProviderServer
 
-    spendmeter.instrument()
     sink = CollectingSink()
     spendmeter.add_sink(sink)
     with ProviderServer() as srv:
+        # Map the local address to the providers it imitates, or its calls are labelled 127.0.0.1:PORT, unpriced.
+        spendmeter.init(serve_metrics=False, providers=srv.providers)
         client = openai.OpenAI(base_url=srv.openai_base_url, api_key="test")
         client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
                                        extra_headers={HEADER_USAGE: "input=100,output=20"})
     call = sink.one()                     # exactly one call finished, or an AssertionError saying how many
-    assert (call.usage.input, call.usage.output) == (100, 20)
+    assert (call.provider, call.usage.input, call.usage.output) == ("openai", 100, 20) and call.priced
 
 spendmeter's own integration and end-to-end tests and `spendmeter demo` use exactly this package, so what
 the tests prove is what users get. It is public API: wire formats live in `openai_wire`,

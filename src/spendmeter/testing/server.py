@@ -175,6 +175,12 @@ class ProviderServer:
         return self.url
 
     @property
+    def providers(self) -> dict[str, str]:
+        """For `init(providers=...)`: this address's endpoints as the providers whose formats they speak."""
+        where = f"{self.host}:{self.port}"
+        return {f"{where}/v1": "openai", where: "anthropic"}
+
+    @property
     def gemini_base_url(self) -> str:
         """For `google-genai`: `HttpOptions(base_url=...)`, Gemini API and Vertex AI modes alike."""
         return self.url
