@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 UNKNOWN = "unknown"
 
-UsageSource = Literal["reported", "estimated", "missing"]
+UsageSource = Literal["reported", "estimated", "missing", "sanitized"]  # sanitized: reported, but corrected
 Status = Literal["ok", "error", "blocked"]
 EndReason = Literal["completed", "error", "closed_early", "abandoned", "blocked"]
 

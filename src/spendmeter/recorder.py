@@ -19,6 +19,7 @@ from spendmeter._contain import contain
 from spendmeter.call import Attribution, Call, EndReason, Usage
 from spendmeter.errors import BudgetExceeded
 from spendmeter.providers import endpoints
+from spendmeter.providers import sanitize
 from spendmeter.providers.base import RequestFacts, RequestOptions, ResponseFacts
 from spendmeter.runtime.pipeline import Pipeline, current
 
@@ -177,7 +178,9 @@ def _finish(call: Call, facts: ResponseFacts | None, end_reason: EndReason) -> N
 
 
 def apply_facts(call: Call, facts: ResponseFacts) -> None:
-    """Write what the response said onto the call (the recorder is the only writer of `Call`)."""
+    """Write what the response said onto the call (the recorder is the only writer of `Call`), made storable
+    first: a malformed field is corrected and flagged, never a dropped call (`providers.sanitize`)."""
+    facts = sanitize.facts(facts)
     call.usage = facts.usage
     call.steps = facts.steps
     call.tool_uses = facts.tools

@@ -19,9 +19,23 @@ def path(obj: Any, *names: str) -> Any:
     return obj
 
 
+def as_int(value: Any) -> int | None:
+    """A count as the provider meant it: ints as they are (negatives too: `sanitize` flags them), whole
+    floats (`5.0`) and digit strings (`"10"`) as ints; anything else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None
+
+
 def get_int(obj: Any, name: str) -> int:
-    value = get(obj, name)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    value = as_int(get(obj, name))
+    return 0 if value is None else value
 
 
 def given(value: Any) -> Any:

@@ -30,7 +30,7 @@ from spendmeter.providers.endpoints import (
     host_port_of,
     identify,
 )
-from spendmeter.providers.fields import get, given, max_tokens_of
+from spendmeter.providers.fields import as_int, get, given, max_tokens_of
 
 
 def provider_of(client: Any, user_map: Mapping[str, str] | None = None) -> str:
@@ -129,11 +129,11 @@ class MessageStreamUsage:
             return
         self.seen = True
         for name in USAGE_FIELDS:
-            value = get(usage, name)
-            if isinstance(value, int):
+            value = as_int(get(usage, name))
+            if value is not None:
                 self.fields[name] = value
-        thinking = get(get(usage, "output_tokens_details"), "thinking_tokens")
-        if isinstance(thinking, int):
+        thinking = as_int(get(get(usage, "output_tokens_details"), "thinking_tokens"))
+        if thinking is not None:
             self.fields["thinking_tokens"] = thinking
         split = get(usage, "cache_creation")
         if split is not None:
