@@ -18,8 +18,7 @@ from spendmeter import attribution
 from spendmeter._contain import contain
 from spendmeter.call import Attribution, Call, EndReason, Usage
 from spendmeter.errors import BudgetExceeded
-from spendmeter.providers import endpoints
-from spendmeter.providers import sanitize
+from spendmeter.providers import endpoints, sanitize
 from spendmeter.providers.base import RequestFacts, RequestOptions, ResponseFacts
 from spendmeter.runtime.pipeline import Pipeline, current
 

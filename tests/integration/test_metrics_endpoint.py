@@ -171,7 +171,7 @@ def test_three_gunicorn_workers_one_scrape_sums_all_calls(provider_server, tmp_p
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 30
+        deadline = time.time() + 90  # three workers importing the SDKs on a loaded 2-core machine
         while True:
             try:
                 urllib.request.urlopen(base + "/metrics", timeout=2)

@@ -68,8 +68,8 @@ class FunctionPatch:
         return True
 
     def remove(self) -> None:
-        for module in self._loaded():
-            value = getattr(module, self.name)
+        for module in filter(None, map(sys.modules.get, self.modules)):  # never import just to unpatch
+            value = getattr(module, self.name, None)
             if _ours(value):
                 setattr(module, self.name, value.__wrapped__)
 

@@ -9,6 +9,7 @@ an error. Applying is idempotent: a marker on our wrapper says it is ours.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,11 +41,16 @@ class MethodPatch:
     method: str
     hook: Callable[..., Any]
 
-    def _owner(self) -> type | None:
-        try:
-            module = importlib.import_module(self.module)
-        except ImportError:
-            return None
+    def _owner(self, load: bool = True) -> type | None:
+        """The class to patch; with `load=False` only if its module is already imported (removing a patch
+        must not import an SDK: importing them all takes seconds at every process exit)."""
+        if load:
+            try:
+                module = importlib.import_module(self.module)
+            except ImportError:
+                return None
+        else:
+            module = sys.modules.get(self.module)
         owner = getattr(module, self.cls, None)
         if not isinstance(owner, type) or self.method not in vars(owner):
             return None
@@ -62,7 +68,7 @@ class MethodPatch:
         return True
 
     def remove(self) -> None:
-        owner = self._owner()
+        owner = self._owner(load=False)
         if owner is not None and _ours(current := vars(owner)[self.method]):
             setattr(owner, self.method, current.__wrapped__)
 
