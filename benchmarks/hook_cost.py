@@ -136,7 +136,8 @@ def main() -> None:
         results[name] = {"bare_us": round(b, 1), "instrumented_us": round(i, 1), "added_us": round(i - b, 1),
                          "ratio": round(i / b, 3)}
     spendmeter.shutdown()
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    cpu = platform.processor() or platform.machine()
+    machine = f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
     print(f"hook cost (median CPU µs per call of the calling thread; {machine})")
     print(f"{'mode':<18}{'bare':>10}{'spendmeter':>12}{'added':>9}{'ratio':>8}")
     for name, r in results.items():

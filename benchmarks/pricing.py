@@ -18,7 +18,7 @@ except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from spendmeter.call import Attribution, Call, Usage
-from spendmeter.pricing import load_pricebook
+from spendmeter.pricing import load_pricebook, price_call
 
 WORKLOAD = [  # (provider, model, usage, tier, batch)
     ("openai", "gpt-4o-mini", Usage(input=176, cache_read=1024, output=100), None, False),
@@ -59,7 +59,7 @@ def bench(n: int) -> None:
     call.usage = WORKLOAD[0][2]
     t0 = time.perf_counter()
     for _ in range(n):
-        book.price_call(call)
+        price_call(book, call)
     print(f"price_call() warm               {(time.perf_counter() - t0) / n * 1e6:6.2f} µs/call")
     print(f"first call per key (resolve)    {cold_us:6.1f} µs/call")
     print(f"load_pricebook()                {load_ms:6.1f} ms (incl. genai-prices data import on first load)")

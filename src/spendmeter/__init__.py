@@ -48,10 +48,10 @@ def instrument() -> dict[str, int]:
     from spendmeter.runtime.lifecycle import report_sdks
 
     if _pipeline.current().pricer is None:
-        from spendmeter.pricing import load_pricebook
+        from spendmeter.pricing import load_pricebook, pricer
 
-        pricer = load_pricebook(None).price_call
-        _pipeline.update(lambda p: p if p.pricer is not None else p.replace(pricer=pricer))
+        priced = pricer(load_pricebook(None))
+        _pipeline.update(lambda p: p if p.pricer is not None else p.replace(pricer=priced))
     patched = patches.instrument()
     report_sdks(patched)
     return patched

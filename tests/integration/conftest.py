@@ -19,12 +19,9 @@ def provider_server():
 def instrumented(collected, pipeline, provider_server):
     """SDKs patched; calls collected; the local server counts as a host that accepts include_usage, and is
     mapped to openai (its `/v1` base URL) and anthropic (its root), as a user maps a local server."""
-    try:
-        from spendmeter.pricing import load_pricebook
+    from spendmeter.pricing import load_pricebook, pricer
 
-        pipeline.set(pricer=load_pricebook(None).price_call)
-    except ImportError:  # TEMP until pricing lands
-        pipeline.set(pricer=None)
+    pipeline.set(pricer=pricer(load_pricebook(None)))
     pipeline.set(usage_hosts=("127.0.0.1",), providers=LOCAL_PROVIDERS)
     patches.instrument()
     provider_server.clear()

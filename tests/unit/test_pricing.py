@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from spendmeter.call import Attribution, Call, Cost, Unpriced, Usage
-from spendmeter.pricing import load_pricebook
+from spendmeter.pricing import load_pricebook, price_call
 
 M = Decimal(1_000_000)
 
@@ -251,9 +251,9 @@ def test_price_call_uses_the_call_fields(book):
     call.response_model = "gpt-5-2025-08-07"
     call.service_tier = "priority"
     call.usage = Usage(input=8, output=82, reasoning=64, source="reported")
-    assert cost(book.price_call(call)).total == Decimal("0.00166")
+    assert cost(price_call(book, call)).total == Decimal("0.00166")
     call.batch, call.service_tier = True, None
-    assert cost(book.price_call(call)).total == usd((8, "0.625"), (82, "5"))
+    assert cost(price_call(book, call)).total == usd((8, "0.625"), (82, "5"))
 
 
 def test_resolution_is_cached_per_day(monkeypatch):

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from spendmeter.call import Call, Cost, Step, Unpriced
+from spendmeter.pricing import lookup
 
 if TYPE_CHECKING:
     from spendmeter.pricing.engine import PriceBook
@@ -48,14 +49,14 @@ def with_tools(book: PriceBook, provider: str, model: str, cost: Cost, uses: Ite
     missing: list[str] = []
     sources: set[str] = set()
     for tool, count in uses:
-        found = book.tool_rate(provider, tool, when.date(), model, when)
+        found = lookup.tool_rate(book, provider, tool, when.date(), model, when)
         if found is None:
             missing.append(tool)
             continue
         rate, origin = found
         tool_costs.append((tool, rate.per_1000 * _PER_USE * count))
         sources.add(origin)
-    request_fee = book.model_unit_rate(provider, model, "requests_kcount", when)
+    request_fee = lookup.model_unit_rate(book, provider, model, "requests_kcount", when)
     if request_fee:
         tool_costs.append(("request", request_fee * _PER_USE))
     if not tool_costs and not missing:

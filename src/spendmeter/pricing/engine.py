@@ -19,9 +19,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from spendmeter.call import Call, Cost, Unpriced, Usage
+from spendmeter.call import Cost, Unpriced, Usage
 from spendmeter.pricing import catalog as cat
-from spendmeter.pricing.overrides import OverrideEntry, OverrideFile, Rates, ToolRate, load_override_file
+from spendmeter.pricing.overrides import OverrideEntry, OverrideFile, Rates, load_override_file
 
 log = logging.getLogger("spendmeter")
 
@@ -181,24 +181,6 @@ class PriceBook:
         if tier_key == "batch":
             tier_key, batch = None, True
         return self._resolve(provider, model, tier_key, batch, day, when)[0]
-
-    def price_call(self, call: Call) -> Cost | Unpriced:
-        """The whole call: steps at their own models, tool fees, a billed cost the response reported."""
-        from spendmeter.pricing.calls import price_call
-
-        return price_call(self, call)
-
-    # Lookups beyond token prices (tool rates, per-unit fees, which providers sell a model): pricing.lookup.
-    def tool_rate(self, provider: str, tool: str, day: date, model: str | None = None,
-                  when: datetime | None = None) -> tuple[ToolRate, str] | None:
-        from spendmeter.pricing import lookup
-
-        return lookup.tool_rate(self, provider, tool, day, model, when)
-
-    def model_unit_rate(self, provider: str, model: str, unit: str, when: datetime) -> Decimal | None:
-        from spendmeter.pricing import lookup
-
-        return lookup.model_unit_rate(self, provider, model, unit, when)
 
     @property
     def endpoint_providers(self) -> dict[str, str]:

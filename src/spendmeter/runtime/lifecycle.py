@@ -97,7 +97,7 @@ def _prometheus_sink(rt: Runtime, previous: Runtime | None) -> Any:
 
 
 def _build(rt: Runtime, previous: Runtime | None, tracer_provider: Any, meter_provider: Any, clock: Any) -> pl.Pipeline:
-    from spendmeter.pricing import load_pricebook
+    from spendmeter.pricing import load_pricebook, pricer
     from spendmeter.sinks.spans import SpanSink
 
     s = rt.settings
@@ -151,7 +151,7 @@ def _build(rt: Runtime, previous: Runtime | None, tracer_provider: Any, meter_pr
     if s.serve_metrics:
         rt.server = _server(rt, previous)
     return pl.Pipeline(
-        pricer=rt.pricebook.price_call,
+        pricer=pricer(rt.pricebook),
         guard=rt.budgets,
         labels=LabelPolicy(s.label_caps, s.label_max_length, s.hash_users_key, s.label_tags),
         sinks=tuple(sinks),
