@@ -20,14 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import socket
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -36,6 +34,7 @@ from spendmeter.testing import anthropic_wire as anth
 from spendmeter.testing import gemini_wire as gem
 from spendmeter.testing import openai_responses_wire as oai_resp
 from spendmeter.testing import openai_wire as oai
+from spendmeter.testing.routes import ANTHROPIC, GEMINI, OPENAI, Endpoint, RecordedRequest, provider_for_path, routes
 from spendmeter.testing.scenarios import (
     CHUNKS_BEFORE_FAILURE,
     HEADER_KEY,
@@ -58,56 +57,6 @@ __all__ = ["ProviderServer", "RecordedRequest"]
 
 log = logging.getLogger("spendmeter")
 
-OPENAI, ANTHROPIC, GEMINI = "openai", "anthropic", "gemini"
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]  # names lower-cased
-    body: dict[str, Any] | None
-
-
-_Endpoint = Callable[..., Reply]  # (body, headers, **path groups) -> Reply
-_DEPLOYMENT = r"/openai/deployments/(?P<deployment>[^/]+)"
-_VERTEX = r"/v1/projects/[^/]+/locations/[^/]+/publishers/anthropic/models/(?P<model>[^/:]+)"
-# Gemini Developer API (`/v1beta/models/...`; LiteLLM's `gemini/` with a bare api_base drops the version) and
-# Vertex AI (project/location resource names, or express mode).
-_GEMINI = (r"(?:/v1|/v1beta|/v1alpha|/v1beta1)?/(?:projects/[^/]+/locations/[^/]+/)?(?:publishers/google/)?"
-           r"models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent|embedContent"
-           r"|batchEmbedContents|predict)")
-
-
-def _routes(batches: anth.BatchStore) -> list[tuple[str, re.Pattern[str], str, _Endpoint]]:
-    """(method, path pattern, provider, endpoint); paths match in full, the query string is ignored."""
-    table: list[tuple[str, str, str, _Endpoint]] = [
-        ("POST", r"/(?:openai/)?v1/chat/completions", OPENAI, oai.chat_endpoint),
-        ("POST", _DEPLOYMENT + r"/chat/completions", OPENAI, oai.chat_endpoint),
-        ("POST", r"/(?:openai/)?v1/completions", OPENAI, oai.completions_endpoint),
-        ("POST", _DEPLOYMENT + r"/completions", OPENAI, oai.completions_endpoint),
-        ("POST", r"/(?:openai/)?v1/embeddings", OPENAI, oai.embeddings_endpoint),
-        ("POST", _DEPLOYMENT + r"/embeddings", OPENAI, oai.embeddings_endpoint),
-        # OpenAI: /v1/responses; AzureOpenAI, with or without a deployment: /openai/responses; Azure v1 API.
-        ("POST", r"/(?:openai/v1|openai|v1)/responses", OPENAI, oai_resp.responses_endpoint),
-        ("POST", r"/v1/messages", ANTHROPIC, anth.messages_endpoint),  # `?beta=true` lands here too
-        ("POST", r"/v1/messages/count_tokens", ANTHROPIC, anth.count_tokens_endpoint),
-        ("POST", r"/v1/messages/batches", ANTHROPIC, batches.create),
-        ("GET", r"/v1/messages/batches/(?P<batch>[^/]+)", ANTHROPIC, batches.retrieve),
-        ("GET", r"/v1/messages/batches/(?P<batch>[^/]+)/results", ANTHROPIC, batches.results),
-        ("POST", _VERTEX + r":(?P<specifier>rawPredict|streamRawPredict)", ANTHROPIC, anth.vertex_endpoint),
-        ("POST", r"/model/(?P<model>[^/]+)/invoke", ANTHROPIC, anth.bedrock_endpoint),
-        ("POST", _GEMINI, GEMINI, gem.model_endpoint),
-    ]
-    return [(method, re.compile(path), provider, fn) for method, path, provider, fn in table]
-
-
-def _provider_for_path(path: str) -> str:
-    if ":" in path.rsplit("/", 1)[-1] and "/publishers/anthropic/" not in path:
-        return GEMINI  # `models/<model>:<method>`
-    return ANTHROPIC if path.startswith(("/v1/messages", "/v1/projects", "/model/")) else OPENAI
-
 
 class ProviderServer:
     """The fake provider. `start()` binds (port 0 = a free port) and serves from a daemon thread."""
@@ -118,7 +67,7 @@ class ProviderServer:
         self._requests: list[RecordedRequest] = []
         self._limited_keys: set[str] = set()
         self._batches = anth.BatchStore(lambda: self.url)
-        self._routes = _routes(self._batches)
+        self._routes = routes(self._batches)
         self._conns: set[socket.socket] = set()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -200,7 +149,7 @@ class ProviderServer:
 
     # --- bookkeeping used by the handler ------------------------------------------------------------
 
-    def _route(self, method: str, path: str) -> tuple[str, _Endpoint, dict[str, str]] | None:
+    def _route(self, method: str, path: str) -> tuple[str, Endpoint, dict[str, str]] | None:
         for want, pattern, provider, endpoint in self._routes:
             match = pattern.fullmatch(path)
             if match and want == method:
@@ -274,7 +223,7 @@ class _Handler(BaseHTTPRequestHandler):
             except ValueError:
                 body = None
         self.owner._record(RecordedRequest(self.command, path, query, headers, body))
-        self.provider = _provider_for_path(path)
+        self.provider = provider_for_path(path)
         self.request_id = f"req_{uuid.uuid4().hex[:24]}"
 
         found = self.owner._route(self.command, path)
