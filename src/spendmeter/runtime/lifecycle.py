@@ -59,7 +59,14 @@ def init(
     budget_clock: Any = None,
     **options: Any,
 ) -> Runtime:
-    """Wire everything and instrument the SDKs. Calling it again rewires (tests, reconfiguration)."""
+    """Wire everything and instrument the SDKs. Calling it again rewires (tests, reconfiguration).
+
+    `options` are the settings of `spendmeter.runtime.settings.resolve` (service_name, prometheus_port,
+    prometheus_host, otlp_endpoint, prices, budgets, ledger, capture_content, label_caps, label_tags,
+    hash_users_key, usage_hosts, providers, serve_metrics, allowed_hosts, metrics_auth, tls_cert, tls_key,
+    shutdown_timeout_s), each also read from its SPENDMETER_* variable; an argument wins. A misspelt one is a
+    TypeError, a bad value a ConfigError that names it.
+    """
     from prometheus_client import disable_created_metrics
 
     settings = st.resolve(**options)
