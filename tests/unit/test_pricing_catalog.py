@@ -118,3 +118,19 @@ def test_models_listing():
     globbed = book.models(None, "claude-3-haiku*")
     assert [r.model for r in globbed] == ["claude-3-haiku"]
     assert any(r.provider == "anthropic" for r in book.models())
+
+
+def test_google_stable_versions_are_priced_as_their_model():
+    from decimal import Decimal
+
+    from spendmeter.call import Usage
+    from spendmeter.pricing import load_pricebook
+
+    book = load_pricebook(None)
+    usage = Usage(input=1_000_000, output=1_000_000, source="reported")
+    for provider in ("gcp.gemini", "gcp.vertex_ai"):
+        versioned = book.price(provider, "gemini-2.0-flash-001", usage)
+        plain = book.price(provider, "gemini-2.0-flash", usage)
+        assert versioned.total == plain.total > Decimal(0)
+    assert "gemini-2.0-flash-001" in candidate_names("gemini-2.0-flash-001")[0]
+    assert candidate_names("gemini-2.0-flash-001")[1] == "gemini-2.0-flash"

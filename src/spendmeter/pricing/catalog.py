@@ -71,6 +71,7 @@ _SUFFIXES = (
     re.compile(r"-\d{4}-\d{2}-\d{2}$"),  # openai -2024-08-06
     re.compile(r"-\d{8}$"),  # anthropic -20240620
     re.compile(r"-latest$"),
+    re.compile(r"-00\d$"),  # google stable versions: gemini-2.0-flash-001 is gemini-2.0-flash, same price
 )
 
 
