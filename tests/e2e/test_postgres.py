@@ -190,8 +190,10 @@ def test_budget_blocks_across_two_hosts(postgres_dsn):
     try:
         for _ in range(2):
             host_a.on_call(_priced_call("erin", "0.0009"))
+        host_a.flush()  # spend is written by a background thread (issue #12): wait for it, as time would
         host_b.check(_priced_call("erin", "0"))  # $0.0018 < $0.002: still room
         host_b.on_call(_priced_call("erin", "0.0009"))  # $0.0027 now, spent on host B
+        host_b.flush()
         for engine in (host_a, host_b):
             with pytest.raises(spendmeter.BudgetExceeded) as info:
                 engine.check(_priced_call("erin", "0"))

@@ -281,12 +281,12 @@ def test_poison_rows_on_postgres_cost_only_themselves(server: Server) -> None:
     # the spend store: a user id with a NUL byte and an absurd cost still land
     cfg = {"store": server.pg.dsn, "budgets": [{"name": "per-user", "scope": "user", "period": "day",
                                                 "limit_usd": 1, "action": "block"}]}  # fmt: skip
-    engine = BudgetEngine(parse_budgets(cfg), clock=lambda: NOW)
+    engine = BudgetEngine(parse_budgets(cfg), clock=lambda: NOW, store_timeout_s=10.0)  # not about deadlines
     call = Call(provider="openai", operation="chat", request_model="gpt-4o", attribution=Attribution(user="a\x00b"))
     engine.check(call)
     call.cost = Cost(Decimal(0), Decimal(0), Decimal(0), Decimal(10) ** 12, Decimal(10) ** 12, "test", "e")
     engine.on_call(call)
-    assert engine.flush() and engine.spent("per-user", "a\ufffdb") > 0
+    assert engine.flush(20) and engine.spent("per-user", "a\ufffdb") > 0
     with pytest.raises(BudgetExceeded):
         engine.check(Call(provider="openai", operation="chat", request_model="gpt-4o",
                           attribution=Attribution(user="a\x00b")))  # fmt: skip

@@ -175,7 +175,7 @@ def test_real_sdk_calls_from_32_threads_stop_at_the_limit(sdk_budgets, oai, prov
 
 
 def test_reservation_shows_in_status_and_expires(tmp_path: Path) -> None:
-    engine = engine_on(config(f"sqlite:///{tmp_path / 'spend.db'}"))
+    engine = engine_on(config(f"sqlite:///{tmp_path / 'spend.db'}"), store_timeout_s=10.0)  # not about deadlines
     call = a_call()
     engine.check(call)
     row = next(s for s in engine.status() if s.name == "team-daily")
@@ -331,7 +331,7 @@ def forked_child(engine: BudgetEngine) -> None:
 
 def test_a_forked_worker_writes_its_own_spend(tmp_path: Path) -> None:
     """gunicorn --preload: init() in the master, calls in forked workers; each worker has its own writer."""
-    engine = engine_on(config(f"sqlite:///{tmp_path / 'spend.db'}"))
+    engine = engine_on(config(f"sqlite:///{tmp_path / 'spend.db'}"), store_timeout_s=10.0)
     finish(engine, a_call(), Decimal("0.001"))
     engine.flush()
     child = mp.get_context("fork").Process(target=forked_child, args=(engine,))

@@ -5,12 +5,48 @@ from __future__ import annotations
 from typing import Any
 
 
+_MISSING = object()
+_USE_GETATTR: dict[tuple[type, str], bool] = {}
+
+
 def get(obj: Any, name: str) -> Any:
+    """`obj[name]` for a dict, else the attribute; None when absent.
+
+    The per-chunk path of every stream, so SDK (pydantic) objects are read from their `__dict__` and extra
+    fields first: `getattr` of a name the model does not declare goes through pydantic's `__getattr__` and an
+    exception, several times slower than the lookup itself. Properties, private attributes and non-pydantic
+    objects still go through `getattr`."""
     if obj is None:
         return None
+    if type(obj) is dict:
+        return obj.get(name)
+    fields = getattr(obj, "__dict__", None)
+    if fields is not None:
+        value = fields.get(name, _MISSING)
+        if value is not _MISSING:
+            return value
+        extra = getattr(obj, "__pydantic_extra__", None)
+        if extra and name in extra:
+            return extra[name]
+        if not _use_getattr(type(obj), name):
+            return None
     if isinstance(obj, dict):
         return obj.get(name)
     return getattr(obj, name, None)
+
+
+def _use_getattr(cls: type, name: str) -> bool:
+    """False only when `name` cannot be anything but absent: a pydantic model with no such property or private
+    attribute (its `__getattr__` would raise). Cached per class and name."""
+    key = (cls, name)
+    found = _USE_GETATTR.get(key)
+    if found is None:
+        private = getattr(cls, "__private_attributes__", None)
+        pydantic = isinstance(private, dict) and hasattr(cls, "model_fields")
+        found = not pydantic or name in private or hasattr(cls, name)
+        if len(_USE_GETATTR) < 10_000:  # bounded: classes and names come from SDKs, but never trust that
+            _USE_GETATTR[key] = found
+    return found
 
 
 def path(obj: Any, *names: str) -> Any:
