@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 _MISSING = object()
 _USE_GETATTR: dict[tuple[type, str], bool] = {}
 
