@@ -80,3 +80,27 @@ def test_a_failed_init_leaves_nothing_running_and_the_wiring_unchanged(pipeline,
             t.join(2)  # the ledger writer stops on close; give it a moment
     leftover = {t.name for t in threading.enumerate() if t.is_alive()} - threads_before
     assert not {name for name in leftover if name.startswith("spendmeter")}, leftover
+
+
+def test_a_prices_file_for_a_provider_no_call_can_have_is_an_error(pipeline, tmp_path):
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[models."my-model"]\nprovider = "opnai"\ninput = 1.0\noutput = 2.0\n')
+    with pytest.raises(ConfigError, match="did you mean 'openai'") as info:
+        spendmeter.init(registry=CollectorRegistry(), serve_metrics=False, prices=prices)
+    assert info.value.key == "models.my-model.provider" and info.value.file == str(prices)
+
+
+def test_a_provider_of_your_own_is_fine_once_an_endpoint_maps_to_it(pipeline, tmp_path):
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[models."llama-3"]\nprovider = "house-gateway"\ninput = 0\noutput = 0\n')
+    spendmeter.init(registry=CollectorRegistry(), serve_metrics=False, prices=prices,
+                    providers={"llm.internal": "house-gateway"})  # fmt: skip
+    spendmeter.shutdown()
+
+
+def test_a_budget_matching_a_misspelt_provider_is_an_error(pipeline, tmp_path):
+    budgets = tmp_path / "budgets.yaml"
+    budgets.write_text("budgets:\n  - {name: b, scope: global, period: day, limit_usd: 5, match: {provider: antropic}}\n")
+    with pytest.raises(ConfigError, match="did you mean 'anthropic'") as info:
+        spendmeter.init(registry=CollectorRegistry(), serve_metrics=False, budgets=budgets)
+    assert info.value.key == "budgets[0].match.provider"

@@ -119,6 +119,8 @@ def _build(rt: Runtime, previous: Runtime | None, tracer_provider: Any, meter_pr
         store = old.store if old is not None and old.config.store_path == config.store_path else None
         rt.budgets = BudgetEngine(config, clock=clock, store=store, estimate_cost=_estimator(rt.pricebook),
                                   previous=old if store is not None else None)  # reservations carry over
+    mapping = _providers(rt.pricebook, s.providers)
+    _check_names(rt, mapping)  # a provider name no call can carry is a typo: fail before anything starts
     if s.ledger is not None:
         from spendmeter.sinks.ledger import LedgerSink
 
@@ -165,7 +167,7 @@ def _build(rt: Runtime, previous: Runtime | None, tracer_provider: Any, meter_pr
         spans=rt.span_sink,
         count_error=rt.metrics.count_internal_error,
         usage_hosts=s.usage_hosts,
-        providers=_providers(rt.pricebook, s.providers),
+        providers=mapping,
         capture_content=s.capture_content,
         runtime=rt,
     )
@@ -178,6 +180,13 @@ def _providers(pricebook: Any, given: Any) -> dict[str, str]:
 
     merged = {normalize_where(k): canonical(v) for k, v in pricebook.endpoint_providers.items()}
     return {**merged, **given}
+
+
+def _check_names(rt: Runtime, mapping: dict[str, str]) -> None:
+    from spendmeter.runtime import names
+
+    configured = names.configured_providers(rt.pricebook, rt.budgets)
+    names.check_providers(configured, names.live_providers(rt.pricebook, mapping))
 
 
 def _server(rt: Runtime, previous: Runtime | None) -> Any:
