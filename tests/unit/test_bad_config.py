@@ -100,7 +100,9 @@ def test_a_provider_of_your_own_is_fine_once_an_endpoint_maps_to_it(pipeline, tm
 
 def test_a_budget_matching_a_misspelt_provider_is_an_error(pipeline, tmp_path):
     budgets = tmp_path / "budgets.yaml"
-    budgets.write_text("budgets:\n  - {name: b, scope: global, period: day, limit_usd: 5, match: {provider: antropic}}\n")
+    budgets.write_text(
+        "budgets:\n  - {name: b, scope: global, period: day, limit_usd: 5, match: {provider: antropic}}\n"
+    )
     with pytest.raises(ConfigError, match="did you mean 'anthropic'") as info:
         spendmeter.init(registry=CollectorRegistry(), serve_metrics=False, budgets=budgets)
     assert info.value.key == "budgets[0].match.provider"
