@@ -31,6 +31,7 @@ __all__ = [
     "__version__",
     "add_sink",
     "attribute",
+    "flush",
     "init",
     "instrument",
     "remove_sink",
@@ -62,6 +63,16 @@ def uninstrument() -> None:
     from spendmeter.instrumentation import patches
 
     patches.uninstrument()
+
+
+def flush() -> None:
+    """Write out every call that has ended: metrics, spans, ledger rows and budget spend are finished on a
+    background thread in batches, within about 20 ms; this finishes what is still queued, on this thread.
+    Readers inside spendmeter (/metrics, the JSON API, budget checks, shutdown) already do it; call it before
+    you read spans from an in-memory exporter, or at the end of a serverless handler."""
+    from spendmeter.runtime import finisher
+
+    finisher.flush()
 
 
 def add_sink(sink: Sink) -> None:

@@ -9,7 +9,6 @@ Hooks talk to the recorder and to nothing else. `start()` snapshots attribution 
 from __future__ import annotations
 
 import contextvars
-import queue
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -20,14 +19,12 @@ from spendmeter.call import Attribution, Call, EndReason, Usage
 from spendmeter.errors import BudgetExceeded
 from spendmeter.providers import endpoints, sanitize
 from spendmeter.providers.base import RequestFacts, RequestOptions, ResponseFacts
+from spendmeter.runtime.finisher import FINISHER
 from spendmeter.runtime.pipeline import Pipeline, current
 
 # The call whose SDK request is being made right now in this context: lets the per-attempt hook count retries.
 current_call: contextvars.ContextVar[Call | None] = contextvars.ContextVar("spendmeter_call", default=None)
 
-# Calls whose streams were garbage-collected unfinished, with what their accumulator had seen. A GC finalizer
-# only puts here (prometheus_client's locks are not reentrant, and GC can run while one is held).
-_abandoned: queue.SimpleQueue[tuple[Call, ResponseFacts | None]] = queue.SimpleQueue()
 _sink_kinds: dict[type, str] = {}
 
 
@@ -77,6 +74,7 @@ def start(facts: RequestFacts, *, check_budget: bool = True) -> Call | None:
 
 def _check_budget(p: Pipeline, call: Call) -> None:
     blocked: BudgetExceeded | None = None
+    FINISHER.flush()  # a budget decides on settled spend: calls finished before this one count first
     with contain("budgets.check"):  # a failing spend store fails open: the call goes through
         try:
             p.guard.check(call)  # type: ignore[union-attr]
@@ -123,28 +121,37 @@ def fail(call: Call, exc: BaseException, facts: ResponseFacts | None = None) -> 
 
 
 def finish(call: Call, facts: ResponseFacts | None = None, *, end_reason: EndReason = "completed") -> None:
-    """Finish the call exactly once: apply the response facts, price, label, fan out. Never raises."""
+    """Finish the call exactly once: note when it ended, then queue the rest (apply the response facts, price,
+    label, fan out) for the finisher thread (`runtime.finisher`). Never raises."""
     if not call.once.acquire(blocking=False):
         return  # someone already finished this call
-    _finish(call, facts, end_reason)
-    if not _abandoned.empty():
-        drain()
+    if call.ended_at is None:
+        call.duration_s = max(0.0, time.perf_counter() - call.start_monotonic)
+        call.ended_at = datetime.now(UTC)
+    FINISHER.submit((call, facts, end_reason))
 
 
 def abandoned(call: Call, facts: ResponseFacts | None) -> None:
-    """From a GC finalizer: queue only; the call is finished on the next finish or scrape."""
-    _abandoned.put((call, facts))
+    """From a GC finalizer: a bare deque append (no lock, so safe while GC interrupts one of ours); the call is
+    finished with the next batch, or by the next reader's flush."""
+    FINISHER.enqueue_quietly((call, facts, None))
 
 
 def drain() -> None:
-    """Finish calls whose streams were garbage-collected unfinished."""
-    while True:
-        try:
-            call, facts = _abandoned.get_nowait()
-        except queue.Empty:
+    """Finish every call queued so far, on this thread (readers call this before they read)."""
+    FINISHER.flush()
+
+
+def _process(item: tuple[Call, ResponseFacts | None, EndReason | None]) -> None:
+    call, facts, end_reason = item
+    if end_reason is None:  # abandoned: its latch is still free unless the stream finished after all
+        if not call.once.acquire(blocking=False):
             return
-        if call.once.acquire(blocking=False):
-            _finish(call, facts, "abandoned")
+        end_reason = "abandoned"
+        if call.ended_at is None:
+            call.duration_s = max(0.0, time.perf_counter() - call.start_monotonic)
+            call.ended_at = datetime.now(UTC)
+    _finish(call, facts, end_reason)
 
 
 def _finish(call: Call, facts: ResponseFacts | None, end_reason: EndReason) -> None:
@@ -153,9 +160,6 @@ def _finish(call: Call, facts: ResponseFacts | None, end_reason: EndReason) -> N
         if facts is not None:
             apply_facts(call, facts)
         call.end_reason = end_reason
-        if call.ended_at is None:
-            call.duration_s = max(0.0, time.perf_counter() - call.start_monotonic)
-            call.ended_at = datetime.now(UTC)
         # No usage, nothing to price: cost stays None (the usage="missing" series says so), never $0.
         if call.usage.source != "missing" and call.cost is None and p.pricer is not None:
             with contain("pricing"):
@@ -204,3 +208,6 @@ def _sink_kind(sink: object) -> str:
 def missing() -> ResponseFacts:
     """Facts of a call whose usage could not be had."""
     return ResponseFacts(usage=Usage(source="missing"))
+
+
+FINISHER.process = _process

@@ -9,6 +9,8 @@ from decimal import Decimal
 
 import pytest
 
+from spendmeter.testing import FlushingSpanExporter
+
 genai = pytest.importorskip("google.genai")
 
 from google.genai import types  # noqa: E402
@@ -182,11 +184,10 @@ async def test_gemini_each_user_exact_against_what_the_server_served(instrumente
 def test_gemini_span_names_the_provider_and_operation(instrumented, pipeline, gem, vertex):
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from spendmeter.sinks.spans import SpanSink
 
-    exporter, provider = InMemorySpanExporter(), TracerProvider()
+    exporter, provider = FlushingSpanExporter(), TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     spans = SpanSink(tracer_provider=provider)
     pipeline.set(spans=spans, sinks=(*pipeline.current.sinks, spans))

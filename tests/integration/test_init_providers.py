@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent(
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    spans = InMemorySpanExporter()
+    spans = InMemorySpanExporter()  # shutdown() below writes every span out
     app_tp = TracerProvider(); app_tp.add_span_processor(SimpleSpanProcessor(spans))
     trace.set_tracer_provider(app_tp)
     reader = InMemoryMetricReader()

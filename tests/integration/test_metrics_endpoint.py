@@ -195,8 +195,15 @@ def test_three_gunicorn_workers_one_scrape_sums_all_calls(provider_server, tmp_p
         time.sleep(1.5)
         for i in range(30):
             urllib.request.urlopen(f"{base}/call?user=u{i % 5}", timeout=10).read()
-        m = _scrape(base + "/metrics")
-        requests = sum(v for (name, _), v in m.items() if name == "llm_requests_total")
+        # Each worker writes its calls' metrics from its finisher thread within its batch delay (20 ms): a
+        # scrape served by one worker sees the others' last calls once that has passed.
+        deadline = time.time() + 5
+        while True:
+            m = _scrape(base + "/metrics")
+            requests = sum(v for (name, _), v in m.items() if name == "llm_requests_total")
+            if requests >= 90 or time.time() > deadline:
+                break
+            time.sleep(0.05)
         assert requests == 90
         cost = sum(v for (name, _), v in m.items() if name == "llm_cost_usd_total")
         one = (176 * 0.15 + 1024 * 0.075 + 100 * 0.60) / 10**6

@@ -33,6 +33,7 @@ from tests.otlp_receiver import OtlpReceiver
 from spendmeter.call import Attribution, Call, Cost, Unpriced, Usage
 from spendmeter.sinks.otel_metrics import OtelMetricsSink
 from spendmeter.sinks.spans import SpanSink
+from spendmeter.testing import FlushingSpanExporter
 from spendmeter.testing.records import labelled
 
 
@@ -199,7 +200,7 @@ def messages_server() -> Iterator[str]:
 
 
 def _tracing() -> tuple[TracerProvider, InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
+    exporter = FlushingSpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return provider, exporter

@@ -15,11 +15,10 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry, generate_latest
 
 import spendmeter
-from spendmeter.testing import CollectingSink
+from spendmeter.testing import CollectingSink, FlushingSpanExporter
 from spendmeter.testing.scenarios import LOCAL_PROVIDERS
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -111,7 +110,7 @@ budgets:
 def test_a_hashed_user_id_is_absent_from_every_output(sink, provider_server, oai, tmp_path, caplog):
     budgets = tmp_path / "budgets.yaml"
     budgets.write_text(BUDGETS)
-    exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    exporter, reader = FlushingSpanExporter(), InMemoryMetricReader()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     registry = CollectorRegistry()

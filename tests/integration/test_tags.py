@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
 import spendmeter
@@ -22,7 +21,7 @@ from spendmeter.cli import main as cli
 from spendmeter.errors import ConfigError
 from spendmeter.server.routes import Access, respond
 from spendmeter.sinks.ledger import COLUMN_NAMES, LEDGER_TABLE, SCHEMA_VERSION, TABLE
-from spendmeter.testing import CollectingSink
+from spendmeter.testing import CollectingSink, FlushingSpanExporter
 from spendmeter.testing.scenarios import LOCAL_PROVIDERS
 
 MSG = [{"role": "user", "content": "hi"}]
@@ -37,7 +36,7 @@ def run(pipeline, tmp_path: Path):
     """init() with a SQLite ledger, a fresh registry and an in-memory span exporter; shut down after."""
     sink = CollectingSink()
     spendmeter.add_sink(sink)
-    spans = InMemorySpanExporter()
+    spans = FlushingSpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
     registry = CollectorRegistry()

@@ -173,6 +173,7 @@ def test_a_sink_failure_is_contained_by_the_recorder_logged_and_counted(sink, re
     call = _call()
     call.usage = None  # type: ignore[assignment]
     recorder.finish(call)
+    recorder.drain()
     assert "sink.otel_metrics" in errors
     assert "spendmeter internal error (sink.otel_metrics)" in caplog.text
 

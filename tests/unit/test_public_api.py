@@ -8,7 +8,7 @@ import spendmeter
 def test_public_api_is_pinned():
     assert sorted(spendmeter.__all__) == sorted([
         "Attribution", "BudgetExceeded", "Call", "ConfigError", "Cost", "Sink", "Unpriced", "Usage", "__version__",
-        "add_sink", "attribute", "init", "instrument", "remove_sink", "shutdown", "uninstrument",
+        "add_sink", "attribute", "flush", "init", "instrument", "remove_sink", "shutdown", "uninstrument",
     ])
     for name in spendmeter.__all__:
         assert getattr(spendmeter, name) is not None

@@ -17,13 +17,14 @@ from opentelemetry.trace import SpanKind, StatusCode
 from spendmeter.call import Attribution, Call, Cost, Unpriced, Usage
 from spendmeter.sinks.spans import SpanSink
 from spendmeter.telemetry import semconv as sc
+from spendmeter.testing import FlushingSpanExporter
 
 STARTED = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
 @pytest.fixture
 def exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
+    return FlushingSpanExporter()
 
 
 @pytest.fixture
@@ -286,6 +287,7 @@ def test_a_failing_span_write_is_contained_counted_and_the_span_still_ends(provi
     monkeypatch.setattr(spans_module, "_usage_attributes", broken)
     call = recorder.start(RequestFacts(provider="openai", operation="chat", model="gpt-4o-mini"))
     recorder.finish(call, ResponseFacts(usage=Usage(input=3, output=1, source="reported")))
+    recorder.drain()
     assert errors == ["sink.spans"]
     assert "spendmeter internal error (sink.spans)" in caplog.text
     assert len(exporter.get_finished_spans()) == 1  # ended, not leaked

@@ -10,7 +10,6 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 
 from spendmeter.call import Attribution, Call, Cost, Step, Usage
@@ -19,6 +18,7 @@ from spendmeter.sinks.prometheus import PrometheusSink
 from spendmeter.sinks.spans import SpanSink
 from spendmeter.telemetry import contract
 from spendmeter.telemetry.labels import LabelPolicy
+from spendmeter.testing import FlushingSpanExporter
 
 Z = Decimal(0)
 SONNET, OPUS = "claude-sonnet-4-5", "claude-opus-4-5"
@@ -88,7 +88,7 @@ def test_otlp_series_per_model_and_tool():
 
 
 def test_span_carries_tools_steps_and_the_list_price():
-    exporter = InMemorySpanExporter()
+    exporter = FlushingSpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     call = _call()

@@ -51,6 +51,7 @@ from spendmeter.budgets.writer import SpendWriter
 from spendmeter.call import UNKNOWN, Call
 from spendmeter.errors import BudgetExceeded
 from spendmeter.errors import plain_usd as _plain
+from spendmeter.runtime import finisher
 
 log = logging.getLogger("spendmeter")
 
@@ -266,6 +267,7 @@ class BudgetEngine:
     def status(self, max_keys: int | None = None) -> list[BudgetStatus]:
         """Current period of every budget: one row for a global budget, the top spenders for per-key ones,
         with what calls in flight have reserved. While the store is unreachable: the local view, `blind`."""
+        finisher.flush()  # the spend of calls that ended before this question, settled first
         max_keys = self.config.gauge_max_keys if max_keys is None else max_keys
         now = self.clock()
         wall = time.time()

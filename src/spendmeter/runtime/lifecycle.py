@@ -25,6 +25,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from spendmeter._contain import report
 from spendmeter.errors import ConfigError
 from spendmeter.instrumentation import patches
+from spendmeter.runtime import finisher
 from spendmeter.runtime import pipeline as pl
 from spendmeter.runtime import settings as st
 from spendmeter.telemetry.labels import LabelPolicy
@@ -64,7 +65,7 @@ def init(
     `options` are the settings of `spendmeter.runtime.settings.resolve` (service_name, prometheus_port,
     prometheus_host, otlp_endpoint, prices, budgets, ledger, capture_content, label_caps, label_tags,
     hash_users_key, usage_hosts, providers, serve_metrics, allowed_hosts, metrics_auth, tls_cert, tls_key,
-    shutdown_timeout_s), each also read from its SPENDMETER_* variable; an argument wins. A misspelt one is a
+    shutdown_timeout_s, finish), each also read from its SPENDMETER_* variable; an argument wins. A misspelt one is a
     TypeError, a bad value a ConfigError that names it.
     """
     from prometheus_client import disable_created_metrics
@@ -79,6 +80,8 @@ def init(
         except BaseException:
             _close(rt, keep=previous)
             raise
+        finisher.flush()  # calls that ended before this init() are written by the pipeline they ended under
+        finisher.set_mode(settings.finish)
         pl.update(lambda old: new.replace(extra_sinks=old.extra_sinks))  # the one assignment
         if previous is not None:
             _close(previous, keep=rt)

@@ -36,6 +36,7 @@ ENV_METRICS_AUTH = "SPENDMETER_METRICS_AUTH"  # "user:password": basic auth on /
 ENV_TLS_CERT = "SPENDMETER_TLS_CERT"  # PEM certificate (chain) file: serve /metrics over HTTPS
 ENV_TLS_KEY = "SPENDMETER_TLS_KEY"  # its private key file, when not in the certificate file
 ENV_SHUTDOWN_TIMEOUT = "SPENDMETER_SHUTDOWN_TIMEOUT"  # seconds shutdown() may take in all, default 5
+ENV_FINISH = "SPENDMETER_FINISH"  # "background" (default) or "inline": where a call's records are written
 OTEL_SERVICE_NAME = "OTEL_SERVICE_NAME"
 OTEL_EXPORTER_OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 OTEL_CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -69,6 +70,7 @@ class Settings:
     tls_cert: str | None = None
     tls_key: str | None = None
     shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
+    finish: str = "background"  # runtime.finisher: records written on a background thread, or inline
 
 
 def _flag(env: Mapping[str, str], *names: str) -> bool | None:
@@ -160,6 +162,7 @@ def resolve(
     tls_cert: str | None = None,
     tls_key: str | None = None,
     shutdown_timeout_s: float | None = None,
+    finish: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
     """The settings `init()` runs with: arguments first, then the environment, then the defaults."""
@@ -207,7 +210,18 @@ def resolve(
         tls_cert=_readable(tls_cert or env.get(ENV_TLS_CERT) or None, ENV_TLS_CERT),
         tls_key=_readable(tls_key or env.get(ENV_TLS_KEY) or None, ENV_TLS_KEY),
         shutdown_timeout_s=_seconds(shutdown_timeout_s, env.get(ENV_SHUTDOWN_TIMEOUT), ENV_SHUTDOWN_TIMEOUT),
+        finish=_finish_mode(finish, env),
     )
+
+
+def _finish_mode(given: str | None, env: Mapping[str, str]) -> str:
+    from spendmeter.runtime.finisher import MODES
+
+    key = "finish" if given is not None else ENV_FINISH
+    text = (given if given is not None else env.get(ENV_FINISH, "background")).strip().lower() or "background"
+    if text not in MODES:
+        raise ConfigError(f"expected one of {', '.join(MODES)}, got {text!r}", key=key)
+    return text
 
 
 def _auth(text: str | None) -> tuple[str, str] | None:

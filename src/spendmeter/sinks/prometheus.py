@@ -13,6 +13,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from spendmeter.call import Call
+from spendmeter.runtime import finisher
 from spendmeter.telemetry import contract as c
 from spendmeter.telemetry.labels import Labels
 
@@ -42,12 +43,26 @@ class _Bound:
         self.tools: dict[str, Any] = {}
 
 
+class _FlushFirst:
+    """Registered before the call metrics: a collection of the registry (a scrape, `generate_latest`,
+    `get_sample_value`) first finishes the calls still queued for the background finisher."""
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> list[Any]:
+        finisher.flush()
+        return []
+
+
 class PrometheusSink:
     kind = "prometheus"
 
     def __init__(self, registry: CollectorRegistry | None = None, tags: tuple[str, ...] = ()) -> None:
         reg = registry if registry is not None else REGISTRY
         self.registry = reg
+        self._flush_first = _FlushFirst()
+        reg.register(self._flush_first)
         self.tags = tuple(tags)  # tag labels after the attribution labels (contract.with_tags)
         self.cost = build(c.with_tags(c.COST, self.tags), reg)
         self.tokens = build(c.with_tags(c.TOKENS, self.tags), reg)
@@ -114,7 +129,7 @@ class PrometheusSink:
     def unregister(self) -> None:
         """Take this sink's metrics out of its registry (a re-init that exports other tag labels)."""
         for metric in (self.cost, self.tokens, self.reasoning, self.requests, self.duration, self.unpriced,
-                       self.tool_uses, self.internal_errors, self.folded):
+                       self.tool_uses, self.internal_errors, self.folded, self._flush_first):
             self.registry.unregister(metric)
 
     def count_internal_error(self, kind: str, n: int = 1) -> None:

@@ -31,7 +31,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from spendmeter.testing.collect import CollectingSink
+    from spendmeter.testing.collect import CollectingSink, FlushingSpanExporter
     from spendmeter.testing.scenarios import (
         CHUNKS_BEFORE_FAILURE,
         DEFAULT_MAX_OUTPUT,
@@ -80,6 +80,7 @@ __all__ = [
     "SLOW_SECONDS",
     "USAGE_KEYS",
     "CollectingSink",
+    "FlushingSpanExporter",
     "ProviderServer",
     "RecordedRequest",
 ]
@@ -87,7 +88,12 @@ __all__ = [
 # Names are resolved on first access (PEP 562) rather than imported here: `python -m spendmeter.testing.server`
 # imports this package first, and an eager `from .server import ...` would put that module in sys.modules
 # before runpy executes it as __main__ (runpy then warns of unpredictable behaviour). Not listed: scenarios.
-_SUBMODULE = {"CollectingSink": "collect", "ProviderServer": "server", "RecordedRequest": "server"}
+_SUBMODULE = {
+    "CollectingSink": "collect",
+    "FlushingSpanExporter": "collect",
+    "ProviderServer": "server",
+    "RecordedRequest": "server",
+}
 
 
 def __getattr__(name: str) -> Any:
