@@ -39,8 +39,19 @@ def observe(call: Call, result: Any, adapter: ProviderAdapter, hide: Hide, is_as
     return result
 
 
+_RAW_BY_TYPE: dict[type, bool] = {}
+
+
 def _is_raw_response(result: Any) -> bool:
-    return hasattr(result, "http_response") and hasattr(result, "parse") and not hasattr(result, "choices")
+    """A `with_raw_response` / `with_streaming_response` wrapper rather than the SDK's object. Decided once per
+    type: `hasattr` of an absent name on a pydantic model raises inside, on every call otherwise."""
+    cls = type(result)
+    raw = _RAW_BY_TYPE.get(cls)
+    if raw is None:
+        raw = hasattr(result, "http_response") and hasattr(result, "parse") and not hasattr(result, "choices")
+        if len(_RAW_BY_TYPE) < 1000:
+            _RAW_BY_TYPE[cls] = raw
+    return raw
 
 
 def _observe_raw(call: Call, result: Any, adapter: ProviderAdapter, hide: Hide, is_async: bool) -> Any:

@@ -251,11 +251,23 @@ def host_port_of(client: Any) -> tuple[str | None, int | None]:
     return (str(host) if host else None), (int(port) if isinstance(port, int) else None)
 
 
+_PARTS: dict[int, tuple[Any, tuple[str | None, int | None, str]]] = {}
+
+
 def endpoint_parts(client: Any) -> tuple[str | None, int | None, str]:
-    """(host, explicit port or None, base path) of the client's base URL."""
+    """(host, explicit port or None, base path) of the client's base URL. Cached per URL object when it is an
+    httpx URL (immutable: a client given a new base URL holds a new object), so a call pays one lookup."""
+    base_url = getattr(client, "base_url", None)
+    cached = _PARTS.get(id(base_url))
+    if cached is not None and cached[0] is base_url:
+        return cached[1]
     host, port = host_port_of(client)
-    path = getattr(getattr(client, "base_url", None), "path", "") or ""
-    return host, port, str(path)
+    parts = host, port, str(getattr(base_url, "path", "") or "")
+    if type(base_url).__module__.startswith("httpx"):  # immutable URL objects only (httpx, httpx2)
+        if len(_PARTS) >= 1000:  # bounded: many short-lived clients must not grow memory
+            _PARTS.clear()
+        _PARTS[id(base_url)] = (base_url, parts)
+    return parts
 
 
 def host_in(host: str | None, hosts: tuple[str, ...]) -> bool:

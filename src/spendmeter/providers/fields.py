@@ -34,6 +34,25 @@ def get(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
+# A stream chunk's fields read straight from its __dict__: only for pydantic classes that declare all of them
+# (so a missing key means absent, never a property or an extra). Decided once per class.
+_CHUNK_FIELDS = ("id", "model", "choices", "usage", "service_tier")
+_FAST_TYPES: dict[type, bool] = {}
+
+
+def fast_fields(chunk: Any) -> dict[str, Any] | None:
+    """The chunk's `__dict__` when its class is a pydantic model declaring every chat-chunk field, else None
+    (read it through `get`)."""
+    cls = type(chunk)
+    fast = _FAST_TYPES.get(cls)
+    if fast is None:
+        declared = getattr(cls, "model_fields", None)
+        fast = isinstance(declared, dict) and all(name in declared for name in _CHUNK_FIELDS)
+        if len(_FAST_TYPES) < 1000:
+            _FAST_TYPES[cls] = fast
+    return chunk.__dict__ if fast else None
+
+
 def _use_getattr(cls: type, name: str) -> bool:
     """False only when `name` cannot be anything but absent: a pydantic model with no such property or private
     attribute (its `__getattr__` would raise). Cached per class and name."""

@@ -102,8 +102,10 @@ class SpanSink:
             name,
             kind=SpanKind.CLIENT,
             start_time=_ns(call.started_at),
-            # Given at start so that samplers can see them.
-            attributes=_request_attributes(call, operation),
+            # The GenAI conventions' sampling-relevant attributes, given at start so that samplers see them;
+            # the rest is set when the call is finished, off the caller's thread (each attribute given to
+            # the OpenTelemetry SDK costs microseconds of validation).
+            attributes=_sampling_attributes(call, operation),
         )
 
     def activate(self, call: Call) -> AbstractContextManager[None]:
@@ -123,7 +125,9 @@ class SpanSink:
             span = call.span = self._start(call)
         try:
             if span.is_recording():
-                span.set_attributes(dict(self._finish_attributes(call)))
+                attributes = _request_attributes(call, sc.operation_name(call.operation))
+                attributes.update(self._finish_attributes(call))
+                span.set_attributes(attributes)
                 if call.status != "ok":
                     span.set_status(Status(StatusCode.ERROR, call.error_type or call.status))
         finally:
@@ -146,6 +150,17 @@ def _end_ns(call: Call) -> int | None:
     if call.duration_s > 0:
         return _ns(call.started_at + timedelta(seconds=call.duration_s))
     return None  # now
+
+
+def _sampling_attributes(call: Call, operation: str) -> dict[str, Any]:
+    attributes: dict[str, Any] = {sc.GEN_AI_OPERATION_NAME: operation, sc.GEN_AI_PROVIDER_NAME: call.provider}
+    if call.request_model is not None:
+        attributes[sc.GEN_AI_REQUEST_MODEL] = call.request_model
+    if call.server_address is not None:
+        attributes[sc.SERVER_ADDRESS] = call.server_address
+    if call.server_port is not None:
+        attributes[sc.SERVER_PORT] = call.server_port
+    return attributes
 
 
 def _request_attributes(call: Call, operation: str) -> dict[str, Any]:

@@ -112,7 +112,10 @@ class MessageStreamUsage:
         self.stop_reason: str | None = None
 
     def observe(self, event: Any) -> None:
-        kind = get(event, "type")
+        # The per-event path: most events are content deltas, with nothing to count.
+        kind = event.get("type") if type(event) is dict else getattr(event, "type", None)
+        if kind == "content_block_delta":
+            return
         if kind == "message_start":
             message = get(event, "message")
             self.model = get(message, "model")

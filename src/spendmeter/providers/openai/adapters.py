@@ -7,7 +7,7 @@ from typing import Any
 
 from spendmeter.call import Usage
 from spendmeter.providers.base import RequestFacts, RequestOptions, ResponseFacts
-from spendmeter.providers.fields import get, given
+from spendmeter.providers.fields import fast_fields, get, given
 from spendmeter.providers.openai.request import request_facts
 from spendmeter.providers.openai.usage import (
     billed_cost,
@@ -102,6 +102,34 @@ class ChatStreamUsage:
         self.finish_reasons: list[str] = []
 
     def observe(self, chunk: Any) -> None:
+        fields = fast_fields(chunk)
+        if fields is None:
+            return self._observe_any(chunk)
+        # The per-chunk path: the SDK's own chunk class, its declared fields read from its __dict__.
+        if self.model is None:
+            self.model = fields.get("model")
+            self.response_id = fields.get("id")
+        tier = fields.get("service_tier")
+        if tier:
+            self.service_tier = tier
+        choices = fields.get("choices")
+        if choices:
+            for choice in choices:
+                reason = get(choice, "finish_reason")
+                if reason:
+                    self.finish_reasons.append(str(reason))
+                extra = getattr(choice, "__pydantic_extra__", None)  # Moonshot: usage inside the last choice
+                if extra and extra.get("usage") is not None:
+                    self.usage = extra["usage"]
+                elif type(choice) is dict and choice.get("usage") is not None:
+                    self.usage = choice["usage"]
+        usage = fields.get("usage")
+        if usage is not None:
+            self.usage = usage
+        return None
+
+    def _observe_any(self, chunk: Any) -> None:
+        """Any other chunk shape (plain dicts, other libraries' objects): every field read through `get`."""
         if self.model is None:
             self.model = get(chunk, "model")
             self.response_id = get(chunk, "id")

@@ -7,7 +7,7 @@ from typing import Any
 
 from spendmeter.providers.base import RequestFacts, RequestOptions
 from spendmeter.providers.endpoints import AZURE, OPENAI, client_of, endpoint_of, endpoint_parts, host_in, identify
-from spendmeter.providers.fields import get, given, max_tokens_of
+from spendmeter.providers.fields import fast_fields, get, given, max_tokens_of
 
 
 def request_facts(operation: str, resource: Any, kwargs: dict[str, Any], options: RequestOptions) -> RequestFacts:
@@ -76,6 +76,14 @@ def hide_injected_usage(chunk: Any) -> bool:
     sees it). Every other chunk is given back, but asking made the server add `"usage": null` to each of
     them; we unmark that field as set, so `model_dump(exclude_unset=True)` and `to_json()` read exactly as
     in a run without spendmeter (the value was None either way)."""
+    fields = fast_fields(chunk)
+    if fields is not None:  # the SDK's own chunk class: one dict read per field
+        if not fields.get("choices") and fields.get("usage") is not None:
+            return True
+        fields_set = chunk.__pydantic_fields_set__
+        if "usage" in fields_set and fields.get("usage") is None:
+            fields_set.discard("usage")
+        return False
     if is_injected_usage_chunk(chunk):
         return True
     fields_set = getattr(chunk, "__pydantic_fields_set__", None)
