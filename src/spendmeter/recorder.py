@@ -115,16 +115,23 @@ class active:
 # -- finish --------------------------------------------------------------------------------------------------
 def fail(call: Call, exc: BaseException, facts: ResponseFacts | None = None) -> None:
     """The SDK raised: record the call as an error, keeping any usage the provider billed (`facts`)."""
-    call.status = "error"
-    call.error_type = type(exc).__name__
-    finish(call, facts, end_reason="error")
+    finish(call, facts, end_reason="error", error=exc)
 
 
-def finish(call: Call, facts: ResponseFacts | None = None, *, end_reason: EndReason = "completed") -> None:
+def finish(
+    call: Call,
+    facts: ResponseFacts | None = None,
+    *,
+    end_reason: EndReason = "completed",
+    error: BaseException | None = None,
+) -> None:
     """Finish the call exactly once: note when it ended, then queue the rest (apply the response facts, price,
     label, fan out) for the finisher thread (`runtime.finisher`). Never raises."""
     if not call.once.acquire(blocking=False):
-        return  # someone already finished this call
+        return  # someone already finished this call: a late error changes nothing
+    if error is not None:
+        call.status = "error"
+        call.error_type = type(error).__name__
     if call.ended_at is None:
         call.duration_s = max(0.0, time.perf_counter() - call.start_monotonic)
         call.ended_at = datetime.now(UTC)
