@@ -5,7 +5,8 @@ and the HTTP server report here, and nowhere else.
   cancellation and exit are not ours to swallow); `ok` is falsy afterwards if one happened.
 - `report(kind)` from code that caught an error itself (a background writer that retries, a server handler).
 - `recovered(kind)` when work of a kind that failed has succeeded again (a `contain` block that exits
-  cleanly does this for you).
+  cleanly does this for you). The per-call hot path uses a bare `try` / `except Exception: report(kind)`
+  and `ok(kind)` instead of a `contain` object: the same rule, no object per phase.
 
 A kind is logged once per outage: the first failure with its traceback at WARNING, later ones at DEBUG, and
 once more after it has recovered. Every failure is counted, in `counts()` and through the installed
@@ -22,6 +23,13 @@ log = logging.getLogger("spendmeter")
 _lock = threading.Lock()
 _failing: set[str] = set()  # kinds in an outage: logged already, not yet recovered
 _counts: dict[str, int] = {}
+
+
+def ok(kind: str) -> None:
+    """Work of `kind` just succeeded: for hot paths that contain with a bare `try` (cheaper than a `contain`
+    object) and must still end an outage. Almost always one truth test of an empty set."""
+    if _failing:
+        recovered(kind)
 
 
 def report(kind: str, n: int = 1, *, exc_info: bool = True) -> None:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from spendmeter import attribution
-from spendmeter._contain import contain
+from spendmeter._contain import contain, ok, report
 from spendmeter.call import Attribution, Call, EndReason, Usage
 from spendmeter.errors import BudgetExceeded
 from spendmeter.providers import endpoints, sanitize
@@ -38,10 +38,11 @@ def start(facts: RequestFacts, *, check_budget: bool = True) -> Call | None:
     """A new Call, or None when we failed internally (the caller then makes the bare SDK call).
 
     Raises `BudgetExceeded` when a blocking budget is exhausted: the call is recorded as blocked first.
+    The caller's thread does only what must happen before the request: the attribution snapshot, the budget
+    check and the span start (so the SDK's own spans nest under ours). A bare `try` per phase, no object.
     """
     p = current()
-    call = None
-    with contain("recorder.start"):
+    try:
         who = attribution.current()
         if who.user is None and facts.user:
             who = Attribution(facts.user, who.feature, who.agent, who.conversation)
@@ -60,15 +61,21 @@ def start(facts: RequestFacts, *, check_budget: bool = True) -> Call | None:
             server_address=facts.server_address,
             server_port=facts.server_port,
             capture=facts.capture if p.capture_content else None,
-            identity=p.labels.identity(who),
         )
-    if call is None:
+        if p.guard is not None:  # budget keys are the identity; otherwise it is computed off this thread
+            call.identity = p.labels.identity(who)
+        ok("recorder.start")
+    except Exception:
+        report("recorder.start")
         return None
     if check_budget and p.guard is not None:
         _check_budget(p, call)  # may raise BudgetExceeded: the one exception we raise on purpose
     if p.spans is not None:
-        with contain("spans.start"):
+        try:
             p.spans.on_start(call)
+            ok("spans.start")
+        except Exception:
+            report("spans.start")
     return call
 
 
@@ -90,25 +97,27 @@ def _check_budget(p: Pipeline, call: Call) -> None:
 class active:
     """While the SDK request runs: our span is current, and per-attempt hooks can find the call."""
 
-    __slots__ = ("call", "manager", "token")
+    __slots__ = ("call", "span_token", "spans", "token")
 
     def __init__(self, call: Call) -> None:
         self.call = call
-        self.manager: Any = None
+        self.spans = current().spans
+        self.span_token: Any = None
 
     def __enter__(self) -> None:
         self.token = current_call.set(self.call)
-        spans = current().spans
-        if spans is not None and self.call.span is not None:
-            with contain("spans.activate"):
-                manager = spans.activate(self.call)
-                manager.__enter__()
-                self.manager = manager
+        if self.spans is not None and self.call.span is not None:
+            try:
+                self.span_token = self.spans.enter(self.call)
+            except Exception:
+                report("spans.activate")
 
     def __exit__(self, *exc: object) -> None:
-        if self.manager is not None:
-            with contain("spans.activate"):
-                self.manager.__exit__(None, None, None)
+        if self.span_token is not None:
+            try:
+                self.spans.exit(self.span_token)  # type: ignore[union-attr]
+            except Exception:
+                report("spans.activate")
         current_call.reset(self.token)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import wrapt
 
 from spendmeter import recorder
-from spendmeter._contain import contain
+from spendmeter._contain import contain, ok, report
 from spendmeter.call import Call
 from spendmeter.instrumentation.observe import observe
 from spendmeter.providers.base import ItemsAdapter, ProviderAdapter, RequestFacts
@@ -29,12 +29,13 @@ def _begin(
     """Request facts → `recorder.start()`. None when we failed internally; BudgetExceeded passes through."""
     if recorder.current_call.get() is not None:
         return None  # made inside a call we already record (a LiteLLM call using the SDK): that is the one Call
-    facts = None
-    with contain("hook.request"):
+    try:
         facts = adapter.request(resource, kwargs, recorder.options())
         if stream:
             facts.stream = True
-    if facts is None:
+        ok("hook.request")
+    except Exception:
+        report("hook.request")
         return None
     call = recorder.start(facts)  # may raise BudgetExceeded, on purpose
     return None if call is None else (call, facts)

@@ -33,7 +33,10 @@ class SpanObserver(Protocol):
 
     def on_start(self, call: Call) -> None: ...
 
-    def activate(self, call: Call) -> Any: ...
+    def enter(self, call: Call) -> Any:
+        """Make the call's span current; returns what `exit` needs (None: nothing was changed)."""
+
+    def exit(self, token: Any) -> None: ...
 
 
 class BudgetGuard(Protocol):

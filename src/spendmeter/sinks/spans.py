@@ -108,10 +108,21 @@ class SpanSink:
             attributes=_sampling_attributes(call, operation),
         )
 
-    def activate(self, call: Call) -> AbstractContextManager[None]:
-        """A context manager making `call.span` current while the SDK request is made."""
+    def enter(self, call: Call) -> object | None:
+        """Make `call.span` current (the SDK request is made under it); a token for `exit`, or None. An invalid
+        span (no-op tracer) is never made current: it would hide a real parent from spans the SDK starts."""
         span = call.span
-        # An invalid span (no-op tracer) would hide a real parent from spans the SDK starts.
+        if span is None or not span.get_span_context().is_valid:
+            return None
+        return otel_context.attach(trace.set_span_in_context(span))
+
+    def exit(self, token: object | None) -> None:
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
+
+    def activate(self, call: Call) -> AbstractContextManager[None]:
+        """`enter` / `exit` as a context manager."""
+        span = call.span
         if span is None or not span.get_span_context().is_valid:
             return _NULL_CONTEXT
         return _Activation(span)
