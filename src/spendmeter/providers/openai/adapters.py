@@ -115,7 +115,9 @@ class ChatStreamUsage:
         choices = fields.get("choices")
         if choices:
             for choice in choices:
-                reason = get(choice, "finish_reason")
+                own = getattr(choice, "__dict__", None)
+                reason = own["finish_reason"] if own is not None and "finish_reason" in own else get(
+                    choice, "finish_reason")
                 if reason:
                     self.finish_reasons.append(str(reason))
                 extra = getattr(choice, "__pydantic_extra__", None)  # Moonshot: usage inside the last choice
