@@ -1,21 +1,32 @@
-"""Ledger ingest on SQLite: rows per second from `LedgerSink.on_call()` to committed rows, and the SQL write
-alone, with `sqlite3.executemany` (what spendmeter does) and, when SQLAlchemy is importable, SQLAlchemy Core
-on the same table in the same run (spendmeter does not depend on it; this is what the decision in
-docs/ledger.md rests on).
+"""Ledger ingest: rows per second from `LedgerSink.on_call()` to committed rows, on SQLite and PostgreSQL.
 
-Run: `python benchmarks/ledger.py [ROWS] [DIR]` (defaults: 200000 rows, a temporary directory). Adds ./src
-to sys.path when spendmeter is not installed. Numbers depend on the disk and on what else the machine runs:
-compare the lines of one run, not runs on different machines.
+- `on_call -> committed`: N calls handed to a `LedgerSink` (queue big enough to drop none), timed until
+  `close()` has written them all: the caller's row building, the writer thread's conversion and the SQL.
+- `write only`: the writer thread's part alone on SQLite (`storage.rows` encoder + `sqlite3.executemany`, one
+  transaction per batch), and SQLAlchemy Core on the same table when it is importable (spendmeter does not
+  depend on it; docs/ledger.md says why).
+- PostgreSQL: the same sink through psycopg's pool, on a throwaway server started like the e2e tests start
+  theirs (initdb in a temp dir, pg_ctl, a free 127.0.0.1 port; PostgreSQL's default durability unless
+  `--pg-fast`), or on `--dsn` (the table is emptied before each run: use a scratch database).
+
+Run: `python benchmarks/ledger.py [ROWS] [DIR] [--batch 500 2000] [--repeat 3] [--dsn DSN | --no-postgres]
+[--json]` (defaults: 200000 rows, a temporary directory). Adds ./src to sys.path when spendmeter is not
+installed. Prints the best and the median of the repeats; numbers depend on the disk and on what else the
+machine runs: compare the lines of one run, not runs on different machines.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import platform
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -26,8 +37,11 @@ try:
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+import _postgres
+
 from spendmeter.call import Attribution, Call, Cost, Usage
-from spendmeter.sinks.ledger import LEDGER_TABLE, LedgerSink
+from spendmeter.sinks.ledger import LEDGER_TABLE, TABLE, LedgerSink
+from spendmeter.storage.rows import encoder
 from spendmeter.storage.sqlite import connect, transaction
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -49,21 +63,28 @@ def calls(n: int) -> list[Call]:
     return out
 
 
-def sink_ingest(work: list[Call], where: str, batch_size: int) -> float:
-    sink = LedgerSink(os.path.join(tempfile.mkdtemp(dir=where), "ledger.db"), max_queue=len(work) + 1,
-                      batch_size=batch_size)  # fmt: skip
+def sink_ingest(work: list[Call], target: str, batch_size: int) -> tuple[float, float]:
+    """(rows/s from the first on_call() to the last committed row, µs per on_call() on the caller's thread)."""
+    sink = LedgerSink(target, max_queue=len(work) + 1, batch_size=batch_size)
+    on_call = sink.on_call
     started = time.perf_counter()
     for call in work:
-        sink.on_call(call)
+        on_call(call)
+    handed = time.perf_counter()
     sink.close(timeout=600)
+    rate = len(work) / (time.perf_counter() - started)
     assert sink.written == len(work), (sink.written, sink.dropped, sink.failed_rows)
-    return len(work) / (time.perf_counter() - started)
+    return rate, (handed - started) / len(work) * 1e6
+
+
+def sqlite_file(where: str) -> str:
+    return os.path.join(tempfile.mkdtemp(dir=where), "ledger.db")
 
 
 def write_only(rows: list[tuple[Any, ...]], where: str, batch_size: int) -> float:
-    adapt = LEDGER_TABLE.adapter("sqlite")
-    assert adapt is not None
-    conn = connect(os.path.join(tempfile.mkdtemp(dir=where), "ledger.db"), bulk=True)
+    """What the writer thread does per batch, on its own: encode the rows, executemany, commit."""
+    encode = encoder(LEDGER_TABLE, "sqlite")
+    conn = connect(sqlite_file(where), bulk=True)
     conn.execute("PRAGMA journal_mode=WAL")
     for sql in LEDGER_TABLE.create("sqlite"):
         conn.execute(sql)
@@ -71,7 +92,7 @@ def write_only(rows: list[tuple[Any, ...]], where: str, batch_size: int) -> floa
     started = time.perf_counter()
     for k in range(0, len(rows), batch_size):
         with transaction(conn):
-            conn.executemany(insert, [adapt(r) for r in rows[k : k + batch_size]])
+            conn.executemany(insert, encode(rows[k : k + batch_size]))
     rate = len(rows) / (time.perf_counter() - started)
     conn.close()
     return rate
@@ -106,8 +127,7 @@ def sqlalchemy_core(rows: list[tuple[Any, ...]], where: str, batch_size: int) ->
     )
     for name, cols in LEDGER_TABLE.indexes:
         sa.Index(name, *(table.c[c] for c in cols))
-    path = os.path.join(tempfile.mkdtemp(dir=where), "ledger.db")
-    engine = sa.create_engine(f"sqlite:///{path}")
+    engine = sa.create_engine(f"sqlite:///{sqlite_file(where)}")
 
     @sa.event.listens_for(engine, "connect")
     def _pragmas(dbapi: sqlite3.Connection, _record: Any) -> None:  # the same settings as ours
@@ -126,22 +146,92 @@ def sqlalchemy_core(rows: list[tuple[Any, ...]], where: str, batch_size: int) ->
     return rate
 
 
+def repeat(n: int, run: Callable[[], Any]) -> list[Any]:
+    return [run() for _ in range(n)]
+
+
+def summary(rates: list[float]) -> dict[str, float]:
+    return {"best": round(max(rates)), "median": round(statistics.median(rates)), "runs": len(rates)}
+
+
+def line(what: str, rates: list[float], extra: str = "") -> None:
+    s = summary(rates)
+    print(f"{what:<48} best {s['best']:>8,} rows/s  median {s['median']:>8,}{extra}")
+
+
+def postgres_runs(args: argparse.Namespace, work: list[Call], out: dict[str, Any]) -> None:
+    server = None
+    dsn = args.dsn
+    if dsn is None:
+        bindir = _postgres.find_postgres()
+        if bindir is None:
+            print("PostgreSQL: no server binaries found (/usr/lib/postgresql/*/bin); use --dsn")
+            return
+        server = _postgres.start(bindir, fast=args.pg_fast)
+        dsn = server.dsn
+        out["postgres"] = {"server": f"{server.version}, throwaway on 127.0.0.1, "
+                           + ("fsync/synchronous_commit off" if args.pg_fast else "default durability")}  # fmt: skip
+    else:
+        out["postgres"] = {"server": "--dsn"}
+    print(f"PostgreSQL: {out['postgres']['server']}")
+    try:
+        import psycopg
+
+        def fresh() -> str:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+                conn.execute("DROP TABLE IF EXISTS spendmeter_schema_version")
+            return dsn
+
+        for batch in args.batch:
+            results = repeat(args.repeat, lambda b=batch: sink_ingest(work, fresh(), b))
+            rates = [r for r, _ in results]
+            out["postgres"][f"sink_batch_{batch}"] = summary(rates)
+            line(f"postgres batch {batch:>5}: on_call -> committed", rates)
+    finally:
+        if server is not None:
+            server.stop()
+
+
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
-    where = sys.argv[2] if len(sys.argv) > 2 else tempfile.gettempdir()
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"SQLite {sqlite3.sqlite_version}, {n} rows into {where}")  # fmt: skip
-    work = calls(n)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("rows", nargs="?", type=int, default=200_000)
+    parser.add_argument("dir", nargs="?", default=tempfile.gettempdir(), help="where the SQLite files go")
+    parser.add_argument("--batch", type=int, nargs="+", default=[500, 2000], help="batch sizes (default 500 2000)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--dsn", help="PostgreSQL to use instead of a throwaway server (its ledger table is dropped)")
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--pg-fast", action="store_true", help="throwaway server with fsync and synchronous_commit off")
+    parser.add_argument("--no-sqlalchemy", action="store_true")
+    parser.add_argument("--json", action="store_true", help="also print the results as one JSON object")
+    args = parser.parse_args()
+
+    machine = {"cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+               "python": platform.python_version(), "sqlite": sqlite3.sqlite_version, "load_avg": os.getloadavg()}
+    out: dict[str, Any] = {"machine": machine, "rows": args.rows, "sqlite": {"dir": args.dir}}
+    m = out["machine"]
+    print(f"{m['cpu']}, {m['cpus']} CPUs, Python {m['python']}, SQLite {m['sqlite']}, load average "
+          f"{m['load_avg'][0]:.2f}; {args.rows} rows into {args.dir}, best and median of {args.repeat}")  # fmt: skip
+    work = calls(args.rows)
     builder = LedgerSink.__new__(LedgerSink)
-    builder.service_name = "bench"
+    builder.service_name = None
     rows = [builder._row(c) for c in work]
-    for batch in (500, 2000):
-        print(f"batch {batch:>5}: LedgerSink on_call -> committed {sink_ingest(work, where, batch):>9,.0f} rows/s")
-        ours = write_only(rows, where, batch)
-        print(f"batch {batch:>5}: write only, sqlite3 executemany {ours:>9,.0f} rows/s")
-        core = sqlalchemy_core(rows, where, batch)
+    for batch in args.batch:
+        results = repeat(args.repeat, lambda b=batch: sink_ingest(work, sqlite_file(args.dir), b))
+        rates, caller = [r for r, _ in results], [c for _, c in results]
+        out["sqlite"][f"sink_batch_{batch}"] = {**summary(rates), "on_call_us": round(min(caller), 2)}
+        line(f"sqlite batch {batch:>5}: on_call -> committed", rates, f"  (on_call {min(caller):.1f} µs)")
+        rates = repeat(args.repeat, lambda b=batch: write_only(rows, args.dir, b))
+        out["sqlite"][f"write_only_batch_{batch}"] = summary(rates)
+        line(f"sqlite batch {batch:>5}: write only, encode + executemany", rates)
+        core = None if args.no_sqlalchemy else sqlalchemy_core(rows, args.dir, batch)
         if core is not None:
-            print(f"batch {batch:>5}: write only, SQLAlchemy Core       {core:>9,.0f} rows/s ({core / ours:.2f}x)")
+            out["sqlite"][f"sqlalchemy_core_batch_{batch}"] = round(core)
+            print(f"sqlite batch {batch:>5}: write only, SQLAlchemy Core        {core:>8,.0f} rows/s (one run)")
+    if not args.no_postgres:
+        postgres_runs(args, work, out)
+    if args.json:
+        print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """Storage shared by the call ledger and the budget spend stores: where a store lives (`dsn`), SQLite and
 PostgreSQL connections (`sqlite`, `postgres`: per-thread connections, a connection pool, fork safety),
-versioned tables rendered for both (`schema`), and the background batch writer (`batch`).
+versioned tables rendered for both (`schema`), rows made storable and cheap to bind (`rows`), and the
+background batch writer (`batch`).
 
     target = parse_target("env:SPENDMETER_LEDGER_DSN", key="ledger")   # ConfigError naming the key if bad
     db = open_database(target, key="ledger", what="the ledger database")  # connects now
     db.ensure(component)                  # tables + schema version
     db.query(sql, params) / db.execute(sql, params) / db.executemany(sql, rows)
+    db.insert_rows(table, rows)           # a batch of whole rows (PostgreSQL: COPY)
 
 psycopg and psycopg_pool are imported only when a PostgreSQL target is opened.
 """
@@ -33,6 +35,8 @@ class Database(Protocol):
     def execute(self, sql: str, params: Any = ()) -> int: ...
 
     def executemany(self, sql: str, rows: Any) -> None: ...
+
+    def insert_rows(self, table: Table, rows: Any) -> None: ...
 
     def reset(self) -> None: ...
 

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from spendmeter._contain import report
 from spendmeter.errors import ConfigError
 from spendmeter.storage.dsn import Target
-from spendmeter.storage.schema import Component, Dialect, Row, ensure
+from spendmeter.storage.schema import Component, Dialect, Row, Table, ensure
 
 log = logging.getLogger("spendmeter")
 
@@ -183,6 +183,10 @@ class SQLiteDatabase:
         """One statement for each row, all in one transaction: every row lands, or none."""
         with transaction(self._live()) as conn:
             conn.executemany(sql, rows)
+
+    def insert_rows(self, table: Table, rows: Iterable[Sequence[Any]]) -> None:
+        """Rows of every column of `table`, in its order, in one transaction: every row lands, or none."""
+        self.executemany(table.insert("sqlite"), rows)
 
     def run(self, work: Callable[[Statement], T]) -> T:
         """`work(run_one)` inside one BEGIN IMMEDIATE transaction; `run_one(sql, params)` returns the rows.
