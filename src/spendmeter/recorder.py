@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -147,6 +148,16 @@ def finish(
     FINISHER.submit((call, facts, end_reason))
 
 
+def finish_reading(call: Call, read: Callable[[Any], ResponseFacts], obj: Any) -> None:
+    """Like `finish`, with the facts still to be read: `read(obj)` runs on the finisher thread (an adapter
+    whose `read_later` says the SDK's object may be read after the caller has it)."""
+    if not call.once.acquire(blocking=False):
+        return
+    call.duration_s = max(0.0, time.perf_counter() - call.start_monotonic)
+    call.ended_at = datetime.now(UTC)
+    FINISHER.submit((call, (read, obj), "completed"))
+
+
 def abandoned(call: Call, facts: ResponseFacts | None) -> None:
     """From a GC finalizer: a bare deque append (no lock, so safe while GC interrupts one of ours); the call is
     finished with the next batch, or by the next reader's flush."""
@@ -158,8 +169,13 @@ def drain() -> None:
     FINISHER.flush()
 
 
-def _process(item: tuple[Call, ResponseFacts | None, EndReason | None]) -> None:
+def _process(item: tuple[Call, Any, EndReason | None]) -> None:
     call, facts, end_reason = item
+    if type(facts) is tuple:  # (read, obj): the response's facts, read here rather than on the caller's thread
+        read, obj = facts
+        facts = None
+        with contain("hook.observe"):
+            facts = read(obj)
     if end_reason is None:  # abandoned: its latch is still free unless the stream finished after all
         if not call.once.acquire(blocking=False):
             return

@@ -39,8 +39,8 @@ def test_an_adapter_bug_returns_the_sdk_object_untouched(instrumented, oai, pipe
     pipeline.set(count_error=lambda kind, n=1: seen.append(kind))
     result = oai.chat.completions.create(model="gpt-4o-mini", messages=MSG, extra_headers={"x-fake-usage": "input=5"})
     assert type(result) is openai.types.chat.ChatCompletion and result.usage.prompt_tokens == 5
-    assert seen == ["hook.observe"]
     assert instrumented.one().usage.source == "missing"  # still one call, honest about what it knows
+    assert seen == ["hook.observe"]  # counted when the call was finished (read above: the finisher flushed)
 
 
 def test_a_failing_recorder_start_makes_the_bare_call(instrumented, oai, pipeline, monkeypatch):

@@ -32,6 +32,9 @@ def observe(call: Call, result: Any, adapter: ProviderAdapter, hide: Hide, is_as
         if call.stream:
             state = StreamState(call, adapter.accumulator(), hide)
             return (AsyncObservedStream if is_async else ObservedStream)(result, state)
+        if getattr(adapter, "read_later", False):
+            recorder.finish_reading(call, adapter.response, result)
+            return result
         facts = adapter.response(result)
     except Exception:
         report("hook.observe")

@@ -72,6 +72,9 @@ class Accumulator(Protocol):
 
 
 class ProviderAdapter(Protocol):
+    """`read_later`: True when `response()` may read the SDK's object on the finisher thread, after the
+    caller has it (the object is the SDK's own immutable-in-practice model, not one a library edits later)."""
+
     operation: str
 
     def request(self, client: Any, kwargs: dict[str, Any], options: RequestOptions) -> RequestFacts: ...

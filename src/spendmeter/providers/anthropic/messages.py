@@ -52,6 +52,7 @@ def request_user(kwargs: dict[str, Any]) -> str | None:
 
 class MessagesAdapter:
     operation = "messages"  # the span maps it to the GenAI operation name "chat"
+    read_later = True  # the SDK's own model: its facts are read on the finisher thread
 
     def request(self, resource: Any, kwargs: dict[str, Any], options: RequestOptions) -> RequestFacts:
         client = client_of(resource)

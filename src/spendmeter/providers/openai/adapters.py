@@ -42,6 +42,8 @@ def _billed(facts: ResponseFacts, raw_usage: Any) -> None:
 class ChatAdapter:
     """chat.completions.create / parse, and legacy completions.create (same usage shape)."""
 
+    read_later = True  # the SDK's own model: its facts are read on the finisher thread
+
     def __init__(self, operation: str = "chat") -> None:
         self.operation = operation
 
@@ -60,6 +62,7 @@ class ChatAdapter:
 
 class ResponsesAdapter:
     operation = "responses"
+    read_later = True  # the SDK's own model: its facts are read on the finisher thread
 
     def request(self, resource: Any, kwargs: dict[str, Any], options: RequestOptions) -> RequestFacts:
         return request_facts(self.operation, resource, kwargs, options)
@@ -77,6 +80,7 @@ class ResponsesAdapter:
 
 class EmbeddingsAdapter:
     operation = "embeddings"
+    read_later = True  # the SDK's own model: its facts are read on the finisher thread
 
     def request(self, resource: Any, kwargs: dict[str, Any], options: RequestOptions) -> RequestFacts:
         return request_facts(self.operation, resource, kwargs, options)
