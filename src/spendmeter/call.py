@@ -133,6 +133,10 @@ class Call:
     batch: bool = False
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     start_monotonic: float = 0.0
+    # Wall-clock nanoseconds, noted on the caller's thread (integers: no datetime built there); the recorder
+    # turns them into `started_at` / `ended_at` when it finishes the call. 0: not noted, the datetimes rule.
+    start_ns: int = 0
+    end_ns: int = 0
     request_service_tier: str | None = None
     request_max_tokens: int | None = None
     deployment: str | None = None  # Azure deployment name, kept apart from the model

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from spendmeter import attribution
@@ -27,6 +27,8 @@ from spendmeter.runtime.pipeline import Pipeline, current
 current_call: contextvars.ContextVar[Call | None] = contextvars.ContextVar("spendmeter_call", default=None)
 
 _sink_kinds: dict[type, str] = {}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NOT_YET = _EPOCH  # `started_at` until the recorder finishes the call (from `start_ns`, off the caller's thread)
 
 
 def options() -> RequestOptions:
@@ -54,8 +56,9 @@ def start(facts: RequestFacts, *, check_budget: bool = True) -> Call | None:
             attribution=who,
             stream=facts.stream,
             batch=facts.batch,
-            started_at=datetime.now(UTC),
+            started_at=_NOT_YET,
             start_monotonic=time.perf_counter(),
+            start_ns=time.time_ns(),
             request_service_tier=facts.service_tier,
             request_max_tokens=facts.max_tokens,
             deployment=facts.deployment,
@@ -144,7 +147,7 @@ def finish(
         call.error_type = type(error).__name__
     if call.ended_at is None:
         call.duration_s = max(0.0, time.perf_counter() - call.start_monotonic)
-        call.ended_at = datetime.now(UTC)
+        call.end_ns = time.time_ns()
     FINISHER.submit((call, facts, end_reason))
 
 
@@ -154,7 +157,7 @@ def finish_reading(call: Call, read: Callable[[Any], ResponseFacts], obj: Any) -
     if not call.once.acquire(blocking=False):
         return
     call.duration_s = max(0.0, time.perf_counter() - call.start_monotonic)
-    call.ended_at = datetime.now(UTC)
+    call.end_ns = time.time_ns()
     FINISHER.submit((call, (read, obj), "completed"))
 
 
@@ -182,7 +185,11 @@ def _process(item: tuple[Call, Any, EndReason | None]) -> None:
         end_reason = "abandoned"
         if call.ended_at is None:
             call.duration_s = max(0.0, time.perf_counter() - call.start_monotonic)
-            call.ended_at = datetime.now(UTC)
+            call.end_ns = time.time_ns()
+    if call.start_ns:
+        call.started_at = _EPOCH + timedelta(microseconds=call.start_ns // 1000)
+    if call.ended_at is None and call.end_ns:
+        call.ended_at = _EPOCH + timedelta(microseconds=call.end_ns // 1000)
     _finish(call, facts, end_reason)
 
 

@@ -101,7 +101,7 @@ class SpanSink:
         return self._tracer.start_span(
             name,
             kind=SpanKind.CLIENT,
-            start_time=_ns(call.started_at),
+            start_time=call.start_ns or _ns(call.started_at),
             # The GenAI conventions' sampling-relevant attributes, given at start so that samplers see them;
             # the rest is set when the call is finished, off the caller's thread (each attribute given to
             # the OpenTelemetry SDK costs microseconds of validation).
@@ -156,6 +156,8 @@ class SpanSink:
 
 
 def _end_ns(call: Call) -> int | None:
+    if call.end_ns:
+        return call.end_ns
     if call.ended_at is not None:
         return _ns(call.ended_at)
     if call.duration_s > 0:
