@@ -1,6 +1,6 @@
 """spendmeter against its peer libraries, in one run, as ratios against the bare SDK.
 
-    python benchmarks/peers.py [--calls 300] [--rounds 7] [--tools spendmeter,openllmetry,...]
+    python benchmarks/peers.py [--calls 150] [--chunk 25] [--rounds 7] [--tools spendmeter,openllmetry,...]
         [--modes "openai sync,anthropic stream"] [--python openllmetry=/tmp/bench-openllmetry/bin/python ...]
         [--json out.json] [--keep-env]
 
@@ -10,12 +10,13 @@ Tools: spendmeter (default settings: spans, Prometheus metrics in a private regi
 (opentelemetry-instrumentation-genai-openai / -anthropic), the older opentelemetry-instrumentation-openai-v2, and
 OpenLIT. Each runs in its own worker process, on the interpreter given with --python (default: this one), so
 their patches never stack and their pins can differ; a tool whose package is missing there is reported as not
-installed. The workers stay up and are driven round-robin, one block at a time, so drift of the machine falls
-on every tool alike; within a worker, bare and instrumented blocks alternate (which one goes first alternates
-by round), toggled with the tool's own uninstrument/instrument where that is checked to restore every SDK method
-it wrapped, otherwise (OpenLIT has no uninstrument; an uninstrument that leaves wrappers behind would stack them)
-by putting back the original SDK methods that the wrappers hold as `__wrapped__`; the output says which. Every
-instrumented block must export spans and every bare block none, or the row is marked VOID.
+installed. The workers stay up and are driven round-robin (the order rotates every round), one tool and mode
+at a time, so drift of the machine falls on every tool alike; within a worker, bare and instrumented calls
+alternate every --chunk calls (which side goes first alternates by round), toggled with the tool's own
+uninstrument/instrument where that is checked to restore every SDK method it wrapped, otherwise (OpenLIT has
+no uninstrument; an uninstrument that leaves wrappers behind would stack them) by putting back the original SDK
+methods that the wrappers hold as `__wrapped__`; the output says which. The instrumented side must export
+spans and the bare side none, or the row is marked VOID.
 
 Same conditions for every tool: the real openai / anthropic SDKs on a canned in-memory transport (no network,
 `_canned.py`); spans to an SDK TracerProvider with a counting no-op exporter behind a SimpleSpanProcessor (so
@@ -31,9 +32,9 @@ environment (--keep-env keeps them).
 
 Per tool x mode: medians over the rounds of the CPU time of the calling thread per call (time.thread_time_ns),
 of the wall time per call, and of the process CPU time per call (time.process_time_ns: every thread, so work
-a tool moves to a background thread is counted; spendmeter's queue is flushed at the end of each block and
+a tool moves to a background thread is counted; spendmeter's queue is flushed at the end of each chunk and
 that flush is inside the process time but not the caller's thread time or wall time). Added µs and ratios are
-medians of the per-round paired differences / ratios against the bare block of the same round.
+medians of the per-round paired differences / ratios against the bare side of the same round.
 """
 
 from __future__ import annotations
@@ -537,13 +538,21 @@ class _Worker:
                             "span_names": sorted({s.name for s in tel.kept_spans})}
         return checks
 
-    def run(self, mode: str, n: int, bare_first: bool) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for side in ("bare", "inst") if bare_first else ("inst", "bare"):
-            (self.tool.off if side == "bare" else self.tool.on)()
-            out[side] = self.block(mode, n)
+    def run(self, mode: str, n: int, chunk: int, bare_first: bool) -> dict[str, Any]:
+        """`n` calls each side, in alternating chunks (bare, instrumented, bare, ...), so that drift within
+        the round falls on both sides; per-call figures of each side over all its chunks."""
+        totals = {side: dict.fromkeys(("thread", "wall", "process", "spans", "logs"), 0.0) for side in ("bare", "inst")}
+        done = 0
+        sides = ("bare", "inst") if bare_first else ("inst", "bare")
+        while done < n:
+            k = min(chunk, n - done)
+            for side in sides:
+                (self.tool.off if side == "bare" else self.tool.on)()
+                for key, value in self.block(mode, k).items():
+                    totals[side][key] += value * k
+            done += k
         self.tool.off()
-        return out
+        return {side: {key: v / n for key, v in t.items()} for side, t in totals.items()}
 
     def finish(self) -> dict[str, Any]:
         out = {"otel_metrics": self.tel.metric_names()}
@@ -577,7 +586,7 @@ def worker_main(name: str) -> None:
             if cmd["cmd"] == "prepare":
                 send({"checks": worker.prepare(cmd["modes"], cmd["warmup"])})
             elif cmd["cmd"] == "run":
-                send(worker.run(cmd["mode"], cmd["calls"], cmd["bare_first"]))
+                send(worker.run(cmd["mode"], cmd["calls"], cmd["chunk"], cmd["bare_first"]))
             elif cmd["cmd"] == "finish":
                 send(worker.finish())
                 return
@@ -640,14 +649,20 @@ class _Peer:
         assert self.proc is not None and self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
-            return {"status": "error", "error": f"worker exited (rc={self.proc.poll()}); see {self.log}",
+            rc, self.proc = self.proc.poll(), None
+            return {"status": "error", "error": f"worker exited (rc={rc}); see {self.log}",
                     "reason": f"worker exited; see {self.log}"}
         return json.loads(line)
 
     def ask(self, **cmd: Any) -> dict[str, Any]:
-        assert self.proc is not None and self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
+        if self.proc is None or self.proc.stdin is None:
+            return {"error": "worker not running"}
+        try:
+            self.proc.stdin.write(json.dumps(cmd) + "\n")
+            self.proc.stdin.flush()
+        except OSError as e:  # the worker died
+            self.proc = None
+            return {"error": f"worker gone ({e}); see {self.log}"}
         return self.receive()
 
     def close(self) -> None:
@@ -691,7 +706,9 @@ def _row_state(peer: _Peer, mode: str, summary: dict[str, Any] | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=300, help="calls per block")
+    parser.add_argument("--calls", type=int, default=150, help="calls per side, tool, mode and round")
+    parser.add_argument("--chunk", type=int, default=25,
+                        help="within a round, bare and instrumented alternate every CHUNK calls")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=50, help="calls per mode and side before measuring")
     parser.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated, from {', '.join(TOOLS)}")
@@ -730,7 +747,8 @@ def main() -> None:
 
     print(f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['platform']}, "
           f"load average {', '.join(f'{x:.2f}' for x in machine['loadavg_start'] or ())}")
-    print(f"{args.calls} calls per block, {args.rounds} rounds, {args.warmup} warm-up calls per mode and side; "
+    print(f"{args.calls} calls per side, tool, mode and round, bare and instrumented alternating every {args.chunk} "
+          f"calls; {args.rounds} rounds; {args.warmup} warm-up calls per mode and side; "
           f"worker logs in {logdir}")
     print("conditions: spans -> SDK TracerProvider, SimpleSpanProcessor, counting no-op exporter; OTel metrics "
           "(peers) -> SDK MeterProvider, in-memory reader read once at the end; log records -> SDK LoggerProvider, "
@@ -775,7 +793,7 @@ def main() -> None:
             for p in order:
                 if not p.covers.get(mode.split()[0]) or p.proc is None:
                     continue
-                res = p.ask(cmd="run", mode=mode, calls=args.calls, bare_first=r % 2 == 0)
+                res = p.ask(cmd="run", mode=mode, calls=args.calls, chunk=args.chunk, bare_first=r % 2 == 0)
                 if "error" in res:
                     print(f"  {p.name} / {mode}: {res['error']} (log: {p.log})")
                     continue
@@ -793,12 +811,12 @@ def main() -> None:
         for mode in modes:
             s = _summarise(p.results[mode]) if p.results.get(mode) else None
             state = _row_state(p, mode, s)
-            summaries[p.name][mode] = {"state": state, **(s or {})}
+            summaries[p.name][mode] = {"state": state, **(s or {}), "raw": p.results.get(mode, [])}
             if state.startswith("VOID"):
                 print(f"  WARNING: {p.name} / {mode}: {state}; its row is not a comparison")
 
-    print(f"\nper call, median of {args.rounds} rounds of {args.calls} calls; added and × are paired with the bare "
-          f"block of the same round")
+    print(f"\nper call, median of {args.rounds} rounds of {args.calls} calls a side; added and × are paired with the "
+          f"bare side of the same round")
     head = (f"{'mode':<19}{'tool':<18}" + "".join(f"{'bare':>8}{'instr':>8}{'added':>8}{'×':>7} " for _ in METRICS)
             + f"{'spans':>6}{'logs':>5}")
     print(f"{'':<37}" + "".join(f"{t:^32}" for t in ("thread CPU µs", "wall µs", "process CPU µs")))
@@ -845,7 +863,7 @@ def main() -> None:
 
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine, "config": {"calls": args.calls, "rounds": args.rounds,
+            json.dump({"machine": machine, "config": {"calls": args.calls, "chunk": args.chunk, "rounds": args.rounds,
                                                        "warmup": args.warmup, "modes": modes,
                                                        "env_removed": stripped},
                        "tools": {p.name: {"status": p.status, "reason": p.reason, "python": p.python,
