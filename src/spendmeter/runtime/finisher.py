@@ -54,7 +54,6 @@ class Finisher:
         self._signalled = False
         self._draining: int | None = None  # the thread inside _drain(), if any
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
 
     # -- the caller's side ---------------------------------------------------------------------------------
     def submit(self, item: Any) -> None:
@@ -103,20 +102,19 @@ class Finisher:
             self._draining = None
 
     def _running(self) -> bool:
-        if self._thread is not None and self._pid == os.getpid():
-            return True
-        return self._start()
+        # A forked child has `_thread` None (`_after_fork`), so no pid check is needed on this path.
+        return self._thread is not None or self._start()
 
     def _start(self) -> bool:
         with self._work:
-            if self._thread is not None and self._pid == os.getpid():
+            if self._thread is not None:
                 return True
             thread = threading.Thread(target=self._run, name="spendmeter-finisher", daemon=True)
             try:
                 thread.start()
             except RuntimeError:  # interpreter shutting down: the caller finishes inline
                 return False
-            self._thread, self._pid = thread, os.getpid()
+            self._thread = thread
             return True
 
     def _run(self) -> None:
@@ -141,7 +139,6 @@ class Finisher:
         self._signalled = False
         self._draining = None
         self._thread = None
-        self._pid = os.getpid()
 
 
 FINISHER = Finisher()
