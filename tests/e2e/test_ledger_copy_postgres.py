@@ -43,7 +43,7 @@ def rows(n: int) -> list[tuple[Any, ...]]:
 
 def test_copy_stores_what_insert_stored(postgres_dsn: str) -> None:
     db = PostgresDatabase(parse_target(postgres_dsn, key="ledger"), key="ledger", max_size=1)
-    batch = encoder(LEDGER_TABLE, "postgresql")(rows(500))
+    batch = list(encoder(LEDGER_TABLE, "postgresql")(rows(500)))
     names = ", ".join(LEDGER_TABLE.column_names)
     as_text = ", ".join(f"{c}::text" for c in LEDGER_TABLE.column_names)
     try:

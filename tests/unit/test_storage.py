@@ -51,6 +51,29 @@ def test_batches_by_size() -> None:
     assert write.batches[-1] == list(range(30, 35)) and writer.written == 35
 
 
+def test_a_writer_that_fell_behind_takes_up_to_max_batch_size() -> None:
+    release = threading.Event()
+    batches: list[list[int]] = []
+
+    def held(rows: list[int]) -> None:
+        batches.append(list(rows))
+        release.wait(5)
+
+    writer = BatchWriter(held, kind="test.behind", batch_size=10, max_batch_size=25, flush_interval_s=3600)
+    for i in range(10):
+        writer.put(i)  # a full batch: written now, and held
+    deadline = time.monotonic() + 5
+    while not batches and time.monotonic() < deadline:
+        time.sleep(0.005)
+    for i in range(10, 50):
+        writer.put(i)  # 40 rows wait meanwhile
+    release.set()
+    assert writer.close(5)
+    assert [len(b) for b in batches] == [10, 25, 15] and [r for b in batches for r in b] == list(range(50))
+    with pytest.raises(ValueError, match="max_batch_size"):
+        BatchWriter(held, kind="test.behind", batch_size=10, max_batch_size=5)
+
+
 def test_batches_by_interval_after_the_oldest_row() -> None:
     write = Recorder()
     writer = BatchWriter(write, kind="test.interval", batch_size=1000, flush_interval_s=0.1)

@@ -2,7 +2,9 @@
 one thread in batches, so the caller never does I/O.
 
 - A batch is written when `batch_size` rows are waiting, `flush_interval_s` after the oldest waiting row,
-  on `flush()` and on `close()`.
+  on `flush()` and on `close()`. A writer that has fallen behind (more than `batch_size` rows waiting when
+  it starts a batch) takes up to `max_batch_size` of them in one write (group commit: fewer, larger
+  transactions when the database is the bottleneck; the default is `batch_size`, i.e. never more).
 - The queue is bounded (`max_queue`). When it is full (the database is down or too slow) new rows are
   dropped, not waited for: counted in `dropped` and reported as `<kind>.dropped`, one per row. Rows put after
   `close()` are dropped the same way.
@@ -67,14 +69,18 @@ class BatchWriter(Generic[RowT]):
         batch_size: int = 500,
         flush_interval_s: float = 1.0,
         thread_name: str | None = None,
+        max_batch_size: int | None = None,
     ) -> None:
         if max_queue < 1 or batch_size < 1 or flush_interval_s < 0:
             raise ValueError("max_queue and batch_size must be >= 1, flush_interval_s >= 0")
+        if max_batch_size is not None and max_batch_size < batch_size:
+            raise ValueError("max_batch_size must be >= batch_size")
         self._write_rows = write
         self._reset = reset
         self.kind = kind
         self.max_queue = max_queue
         self.batch_size = batch_size
+        self.max_batch_size = batch_size if max_batch_size is None else max_batch_size
         self.flush_interval_s = flush_interval_s
         self.thread_name = thread_name or f"spendmeter-{kind}"
         self.dropped = 0  # rows refused: queue full, or put after close()
@@ -173,7 +179,7 @@ class BatchWriter(Generic[RowT]):
     # -- the writer thread --------------------------------------------------------------------------
     def _run(self) -> None:
         items, wake = self._items, self._wake
-        size, interval = self.batch_size, self.flush_interval_s
+        size, most, interval = self.batch_size, self.max_batch_size, self.flush_interval_s
         deadline: float | None = None  # when the oldest waiting row is due
         while True:
             wake.clear()  # before looking: a put() from now on wakes the wait below
@@ -190,7 +196,8 @@ class BatchWriter(Generic[RowT]):
                 continue
             batch: list[RowT] = []
             marker: Any = None
-            while items and len(batch) < size:
+            limit = most if waiting > size else size  # behind: take more of what waits, in one write
+            while items and len(batch) < limit:
                 item = items.popleft()
                 if type(item) is _Flush or item is _STOP:
                     marker = item

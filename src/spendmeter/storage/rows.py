@@ -2,7 +2,7 @@
 
 `storable_row(row)`: the row with every value a database accepts (NUL bytes as U+FFFD, text cut at
 `MAX_TEXT` with a marker, integers clamped to a BIGINT). `encoder(table, dialect)` returns
-`encode(rows) -> params`, the batch as written: each row made storable, then, for SQLite, adapted
+`encode(rows) -> params` (an iterator), the batch as written: each row made storable, then, for SQLite, adapted
 (`Table.adapter`: decimals and timestamps as text) and made cheap to bind:
 
 - `None` is bound as a float NaN, which SQLite stores as NULL (checked once per process against the SQLite
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -31,7 +31,7 @@ MAX_TEXT = 4096  # longer text (a 10 KB user id, a huge error type) is cut, with
 BIGINT = 2**63 - 1
 CUT = "...[cut]"
 
-Encode = Callable[[list[Row]], list[Sequence[Any]]]
+Encode = Callable[[Iterable[Row]], Iterator[Sequence[Any]]]
 
 
 def storable_row(row: Row) -> Row:
@@ -143,19 +143,19 @@ def _compile(table: Table, dialect: Dialect) -> Callable[[Row], Sequence[Any]]:
 
 
 def encoder(table: Table, dialect: Dialect) -> Encode:
-    """`encode(rows)`: the parameters each row of a batch is written with (see the module docstring)."""
+    """`encode(rows)`: the parameters each row of a batch is written with (see the module docstring), one row
+    at a time as the driver asks for them: each is freed once bound, so a batch leaves nothing for the
+    garbage collector to trace (a list of them measured up to 2x slower in a process holding many objects)."""
     general = _general(table, dialect)
     compiled = _compile(table, dialect)
 
-    def encode(rows: list[Row]) -> list[Sequence[Any]]:
-        out: list[Sequence[Any]] = []
-        append = out.append
+    def encode(rows: Iterable[Row]) -> Iterator[Sequence[Any]]:
         for row in rows:
             try:
-                append(compiled(row))
+                params = compiled(row)
             except (_Other, TypeError, ValueError):  # TypeError: a comparison; ValueError: a row of another length
-                append(general(row))
-        return out
+                params = general(row)
+            yield params
 
     return encode
 
