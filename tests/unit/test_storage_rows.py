@@ -133,6 +133,21 @@ def test_utc_text_is_isoformat_with_microseconds() -> None:
         assert utc_text(at) == at.isoformat(timespec="microseconds")
 
 
+def test_timestamps_in_sequence_across_minutes_and_zones() -> None:
+    encode = encoder(Table("t", (Column("at", "timestamp"), Column("end", "timestamp"))), "sqlite")
+    rnd = random.Random(9)
+    at = datetime(2026, 12, 31, 23, 58, 59, tzinfo=UTC)
+    rows, zones = [], [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]
+    for _ in range(3000):
+        at += timedelta(microseconds=rnd.choice([1, 999, 250_000, 1_000_000, 59_999_999, 3_600_000_000]))
+        rows.append((at.astimezone(rnd.choice(zones)), at + timedelta(seconds=rnd.randrange(0, 90))))
+    edge = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)  # the minute's end is the next one's start
+    rows += [(edge, edge.replace(second=59, microsecond=999999)), (edge.replace(minute=1, second=0), edge)]
+    rows.append((datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), datetime(1, 1, 1, tzinfo=UTC)))
+    expected = [tuple(v.astimezone(UTC).isoformat(timespec="microseconds") for v in r) for r in rows]
+    assert list(encode(rows)) == expected
+
+
 def test_decimal_text_is_plain_notation_like_format_f() -> None:
     rnd = random.Random(5)
     encode = encoder(Table("d", (Column("usd", "decimal"),)), "sqlite")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -90,10 +90,27 @@ def _other() -> Any:
     raise _Other
 
 
+_MINUTE = timedelta(minutes=1)
+# The minute of the last timestamp written, [start, end) and its text: a batch's timestamps mostly share one,
+# so only seconds and microseconds are formatted (~2x faster). One tuple, replaced whole: threads never mix two.
+_minute: tuple[datetime, datetime, str] = (datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC), "")
+
+
 def _timestamp(value: datetime) -> str:
+    global _minute
     if value.__class__ is not datetime:
         raise _Other
-    return utc_text(value if value.tzinfo is UTC else value.astimezone(UTC))
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    start, end, prefix = _minute
+    if not start <= value < end:
+        start = value.replace(second=0, microsecond=0)
+        prefix = utc_text(start)[:17]  # YYYY-MM-DDTHH:MM:
+        try:
+            _minute = (start, start + _MINUTE, prefix)
+        except OverflowError:  # the last minute of year 9999
+            return utc_text(value)
+    return "%s%02d.%06d+00:00" % (prefix, value.second, value.microsecond)  # noqa: UP031
 
 
 # Per portable column type: (SQLite: the value bound; PostgreSQL: the value's test). {v} is the value, N what
