@@ -5,7 +5,7 @@ The caller's side is a `deque.append` (and, once per batch, waking the thread). 
 `delay_s` after the first call of a batch so a batch gathers, then finishes everything queued, in order.
 
 Every reader of what calls produced sees everything finished before it asked: `/metrics` (a collector in
-the sink's registry), the JSON API, `CollectingSink.records`, a blocking budget's check, `shutdown()` and
+the sink's registry), the JSON API, `CollectingSink.calls`, a blocking budget's check, `shutdown()` and
 `spendmeter.flush()` call `flush()` first, which finishes what is queued on the reader's own thread and
 waits for the batch in progress. Nothing is dropped: a queue longer than `max_pending` is finished by the
 caller that finds it so (back-pressure instead of loss), and a thread that cannot start (interpreter
