@@ -2,6 +2,8 @@
 
 - `on_call -> committed`: N calls handed to a `LedgerSink` (queue big enough to drop none), timed until
   `close()` has written them all: the caller's row building, the writer thread's conversion and the SQL.
+  The writer is behind from the start, so it writes up to `max_batch_size` rows per transaction (the sink's
+  default, 5 x batch_size); one more line shows the largest batch size with max_batch_size = batch_size.
 - `write only`: the writer thread's part alone on SQLite (`storage.rows` encoder + `sqlite3.executemany`, one
   transaction per batch), and SQLAlchemy Core on the same table when it is importable (spendmeter does not
   depend on it; docs/ledger.md says why).
@@ -63,10 +65,13 @@ def calls(n: int) -> list[Call]:
     return out
 
 
-def sink_ingest(work: list[Call], target: str, batch_size: int) -> tuple[float, float]:
-    """(rows/s from the first on_call() to the last committed row, µs per on_call() on the caller's thread)."""
-    sink = LedgerSink(target, max_queue=len(work) + 1, batch_size=batch_size)
+def sink_ingest(work: list[Call], target: str, batch_size: int, max_batch: int | None = None) -> tuple[float, ...]:
+    """(rows/s from the first on_call() to the last committed row, µs per on_call() on the caller's thread,
+    process CPU µs per row: every thread). `max_batch`: the sink's max_batch_size (default 5 x batch_size:
+    rows per transaction once it is behind)."""
+    sink = LedgerSink(target, max_queue=len(work) + 1, batch_size=batch_size, max_batch_size=max_batch)
     on_call = sink.on_call
+    cpu = time.process_time()
     started = time.perf_counter()
     for call in work:
         on_call(call)
@@ -74,7 +79,7 @@ def sink_ingest(work: list[Call], target: str, batch_size: int) -> tuple[float, 
     sink.close(timeout=600)
     rate = len(work) / (time.perf_counter() - started)
     assert sink.written == len(work), (sink.written, sink.dropped, sink.failed_rows)
-    return rate, (handed - started) / len(work) * 1e6
+    return rate, (handed - started) / len(work) * 1e6, (time.process_time() - cpu) / len(work) * 1e6
 
 
 def sqlite_file(where: str) -> str:
@@ -185,9 +190,9 @@ def postgres_runs(args: argparse.Namespace, work: list[Call], out: dict[str, Any
 
         for batch in args.batch:
             results = repeat(args.repeat, lambda b=batch: sink_ingest(work, fresh(), b))
-            rates = [r for r, _ in results]
-            out["postgres"][f"sink_batch_{batch}"] = summary(rates)
-            line(f"postgres batch {batch:>5}: on_call -> committed", rates)
+            rates, cpu = [r[0] for r in results], [r[2] for r in results]
+            out["postgres"][f"sink_batch_{batch}"] = {**summary(rates), "client_cpu_us_per_row": round(min(cpu), 1)}
+            line(f"postgres batch {batch:>5}: on_call -> committed", rates, f"  (client CPU {min(cpu):.1f} µs/row)")
     finally:
         if server is not None:
             server.stop()
@@ -218,9 +223,15 @@ def main() -> None:
     rows = [builder._row(c) for c in work]
     for batch in args.batch:
         results = repeat(args.repeat, lambda b=batch: sink_ingest(work, sqlite_file(args.dir), b))
-        rates, caller = [r for r, _ in results], [c for _, c in results]
-        out["sqlite"][f"sink_batch_{batch}"] = {**summary(rates), "on_call_us": round(min(caller), 2)}
-        line(f"sqlite batch {batch:>5}: on_call -> committed", rates, f"  (on_call {min(caller):.1f} µs)")
+        rates, caller, cpu = [r[0] for r in results], [r[1] for r in results], [r[2] for r in results]
+        out["sqlite"][f"sink_batch_{batch}"] = {**summary(rates), "on_call_us": round(min(caller), 2),
+                                                "cpu_us_per_row": round(min(cpu), 1)}  # fmt: skip
+        line(f"sqlite batch {batch:>5}: on_call -> committed", rates,
+             f"  (on_call {min(caller):.1f} µs, CPU {min(cpu):.1f} µs/row)")  # fmt: skip
+        if batch == max(args.batch):  # for reference: no group commit (every transaction batch_size rows)
+            rates = [r[0] for r in repeat(args.repeat, lambda b=batch: sink_ingest(work, sqlite_file(args.dir), b, b))]
+            out["sqlite"][f"sink_batch_{batch}_max_{batch}"] = summary(rates)
+            line(f"sqlite batch {batch:>5}, max_batch_size {batch}: on_call -> committed", rates)
         rates = repeat(args.repeat, lambda b=batch: write_only(rows, args.dir, b))
         out["sqlite"][f"write_only_batch_{batch}"] = summary(rates)
         line(f"sqlite batch {batch:>5}: write only, encode + executemany", rates)
