@@ -162,7 +162,7 @@ class LedgerSink:
         self.max_queue = max_queue
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
-        # Group commit when the writer is behind: on SQLite a 10 000-row transaction costs about 2/3 the CPU
+        # Group commit when the writer is behind: on SQLite a 10 000-row transaction costs about 3/4 the CPU
         # per row of a 2000-row one (fewer commits, each index page written once for more rows).
         self.max_batch_size = 5 * batch_size if max_batch_size is None else max_batch_size
         self.writer: BatchWriter[tuple[Any, ...]] = BatchWriter(
