@@ -106,7 +106,11 @@ def run_workers(tmp_path: Path, ledger: str) -> None:
 
 def _check(base: str, served: list[cost_plan.Served], pids: set[int]) -> None:
     total = sum((c.cost for c in served), Decimal(0))
-    m = _metrics(base)
+    # A worker writes its calls' metrics from its finisher thread within its batch delay (20 ms): a scrape
+    # served by the other worker sees this one's last calls once that has passed.
+    deadline = time.time() + 5
+    while (m := _metrics(base))["llm_requests_total"] < CALLS and time.time() < deadline:
+        time.sleep(0.05)
     assert m["llm_requests_total"] == CALLS  # every worker's calls, one scrape
     assert m["llm_cost_usd_total"] == pytest.approx(float(total), rel=1e-9)
     time.sleep(1.5)  # the other worker's ledger writer flushes every second
