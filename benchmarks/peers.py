@@ -62,7 +62,7 @@ METRICS = ("thread", "wall", "process")
 METRIC_TITLES = {
     "thread": "caller-thread CPU (time.thread_time_ns)",
     "wall": "wall time of the calls (time.perf_counter_ns)",
-    "process": "process CPU, all threads, incl. the end-of-block flush (time.process_time_ns)",
+    "process": "process CPU, all threads, incl. the end-of-chunk flush (time.process_time_ns)",
 }
 # tool -> distributions it needs (the first group instruments openai, the second anthropic) and the extra
 TOOLS: dict[str, dict[str, Any]] = {
@@ -210,7 +210,7 @@ def _setup_spendmeter(tel: _Telemetry, covers: dict[str, bool], inline: bool) ->
                        f"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT unset)",
             "toggle": "spendmeter.uninstrument() / spendmeter.instrument()",
             "finish": getattr(settings, "finish", "inline (no finisher in this version)")
-                      + ("; spendmeter.flush() at the end of each block" if flush else ""),
+                      + ("; spendmeter.flush() at the end of each chunk" if flush else ""),
             "pricing": "on (bundled price book)",
         },
     )
