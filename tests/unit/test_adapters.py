@@ -188,7 +188,9 @@ def test_usage_injection_only_for_known_hosts_and_never_overrides_the_caller():
 
     def wants_usage_injection(resource: object, kwargs: dict) -> bool:
         facts = openai.CHAT.request(resource, kwargs, options)
-        return facts.send_kwargs is not None and facts.send_kwargs["stream_options"] == {"include_usage": True}
+        sent = facts.send_kwargs
+        return sent is not None and (sent.get("stream_options") or sent["extra_body"]["stream_options"]) == {
+            "include_usage": True}
 
     assert wants_usage_injection(Resource(), {"stream": True})
     assert not wants_usage_injection(Resource(), {"stream": False})
@@ -197,6 +199,11 @@ def test_usage_injection_only_for_known_hosts_and_never_overrides_the_caller():
     assert not wants_usage_injection(Resource(), {"stream": True})
     Url.host = "eastus.openai.azure.com"
     assert wants_usage_injection(Resource(), {"stream": True})
+    assert not wants_usage_injection(Resource(), {"stream": True, "extra_body": {"stream_options": {
+        "include_usage": False}}})
+    assert with_usage_requested({"stream": True})["extra_body"] == {"stream_options": {"include_usage": True}}
+    assert with_usage_requested({"stream": True, "extra_body": {"a": 1}})["extra_body"] == {
+        "a": 1, "stream_options": {"include_usage": True}}
     assert with_usage_requested({"stream": True, "stream_options": {"x": 1}})["stream_options"] == {
         "x": 1,
         "include_usage": True,

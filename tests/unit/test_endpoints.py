@@ -89,7 +89,7 @@ def test_stream_usage_is_asked_for_where_the_table_says(url, asks):
     facts = request_facts("chat", _client(url), {"model": "m", "stream": True}, RequestOptions())
     assert (facts.send_kwargs is not None) is asks
     if asks:
-        assert facts.send_kwargs["stream_options"] == {"include_usage": True}
+        assert facts.send_kwargs["extra_body"]["stream_options"] == {"include_usage": True}  # as it is, in the JSON
 
 
 def test_usage_hosts_extend_the_table():

@@ -53,6 +53,10 @@ def wants_usage_injection(
     stream_options = given(kwargs.get("stream_options"))
     if isinstance(stream_options, dict) and "include_usage" in stream_options:
         return False  # the caller decided; respect it either way
+    extra = given(kwargs.get("extra_body"))
+    if isinstance(extra, dict) and isinstance(extra.get("stream_options"), dict) and (
+            "include_usage" in extra["stream_options"]):
+        return False  # decided in the raw body
     if host_in(host, options.usage_hosts):
         return True
     row = endpoint_of(host, port)
@@ -60,10 +64,17 @@ def wants_usage_injection(
 
 
 def with_usage_requested(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The kwargs with `stream_options.include_usage` set. Into the caller's own `stream_options` when there
+    are some; else into `extra_body`, which the SDK merges into the JSON as it is: the same request body,
+    without the per-call type transformation that a `stream_options` argument costs (tens of µs)."""
     stream_options = given(kwargs.get("stream_options"))
-    merged = dict(stream_options) if isinstance(stream_options, dict) else {}
-    merged["include_usage"] = True
-    return {**kwargs, "stream_options": merged}
+    if isinstance(stream_options, dict):
+        return {**kwargs, "stream_options": {**stream_options, "include_usage": True}}
+    extra = given(kwargs.get("extra_body"))
+    body = dict(extra) if isinstance(extra, dict) else {}
+    options = body.get("stream_options")
+    body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+    return {**kwargs, "extra_body": body}
 
 
 def is_injected_usage_chunk(chunk: Any) -> bool:
