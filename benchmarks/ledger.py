@@ -174,7 +174,7 @@ def postgres_runs(args: argparse.Namespace, work: list[Call], out: dict[str, Any
             return
         server = _postgres.start(bindir, fast=args.pg_fast)
         dsn = server.dsn
-        out["postgres"] = {"server": f"{server.version}, throwaway on 127.0.0.1, "
+        out["postgres"] = {"server": f"{_postgres.version(server)}, throwaway on 127.0.0.1, "
                            + ("fsync/synchronous_commit off" if args.pg_fast else "default durability")}  # fmt: skip
     else:
         out["postgres"] = {"server": "--dsn"}

@@ -344,11 +344,13 @@ class Postgres:
         shutil.rmtree(self.datadir.parent, ignore_errors=True)
 
 
-def start_postgres(postgres_binary: str, database: str = "spendmeter") -> Postgres:
+def start_postgres(postgres_binary: str, database: str = "spendmeter", *, durable: bool = False) -> Postgres:
     """initdb into a fresh temp dir and start PostgreSQL on a free port, trust auth on 127.0.0.1.
 
     PostgreSQL refuses to run as root; as root the server runs as the `postgres` system user (which the
-    Debian package creates; `nobody` otherwise), with a directory under /tmp that user owns.
+    Debian package creates; `nobody` otherwise), with a directory under /tmp that user owns. `durable` keeps
+    PostgreSQL's default durability (fsync, synchronous commit: what a commit costs in production, for
+    benchmarks/ledger.py); the tests' clusters turn it off.
     """
     bindir = Path(postgres_binary).resolve().parent  # PATH may hold symlinks to the real bindir
     base = Path(tempfile.mkdtemp(prefix="spendmeter-pg-"))
@@ -365,9 +367,9 @@ def start_postgres(postgres_binary: str, database: str = "spendmeter") -> Postgr
     port = free_port()
     _run([str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust", "--no-sync",
           "-E", "UTF8", "--locale=C"], timeout=120, **run_as)
-    # fsync and friends off: a throwaway test cluster, and the machine has 2 cores and a shared disk.
-    options = (f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off "
-               "-c synchronous_commit=off -c full_page_writes=off")
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {base}"
+    if not durable:  # fsync and friends off: a throwaway test cluster, and the machine has 2 cores and a shared disk
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     pg = Postgres(bindir, datadir, port, f"postgresql://postgres@127.0.0.1:{port}/{database}", run_as)
     try:
         _run([str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options, "-l", str(base / "pg.log"),
