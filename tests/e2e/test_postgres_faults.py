@@ -20,13 +20,13 @@ from decimal import Decimal
 import pytest
 import servers
 from prometheus_client import CollectorRegistry
+from tests.budget_race import COST, a_call, finish, hammer
 
 from spendmeter.budgets import BudgetEngine, BudgetExceeded, parse_budgets
 from spendmeter.budgets.gauges import BudgetGauges
 from spendmeter.call import Attribution, Call, Cost
 
 LIMIT = Decimal("0.10")
-COST = Decimal("0.01")
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
@@ -92,39 +92,10 @@ def engine_on(cfg: dict, **kw: object) -> BudgetEngine:
     return BudgetEngine(parse_budgets(cfg), clock=lambda: NOW, estimate_cost=lambda call: COST, **kw)
 
 
-def a_call() -> Call:
-    return Call(provider="openai", operation="chat", request_model="gpt-4o", attribution=Attribution(user="u"),
-                request_max_tokens=1000, start_monotonic=time.perf_counter())  # fmt: skip
 
 
-def finish(engine: BudgetEngine, call: Call, cost: Decimal = COST) -> None:
-    call.cost = Cost(Decimal(0), Decimal(0), Decimal(0), cost, cost, "test", "test-entry")
-    engine.on_call(call)
 
 
-def hammer(engine: BudgetEngine, threads: int, go: threading.Event) -> int:
-    admitted = [0]
-    lock = threading.Lock()
-
-    def caller() -> None:
-        go.wait(60)
-        while True:
-            call = a_call()
-            try:
-                engine.check(call)
-            except BudgetExceeded:
-                return
-            time.sleep(0.005)
-            finish(engine, call)
-            with lock:
-                admitted[0] += 1
-
-    pool = [threading.Thread(target=caller) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join(120)
-    return admitted[0]
 
 
 def process_main(dsn: str, runs: list[tuple[str, int]], barrier, out) -> None:  # a "host" of the race

@@ -19,16 +19,15 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
+from tests.budget_race import COST, a_call, finish, hammer
 
 import spendmeter
 from spendmeter.budgets import BudgetEngine, BudgetExceeded, parse_budgets
 from spendmeter.budgets.gauges import BudgetGauges
 from spendmeter.budgets.store import SQLiteStore
-from spendmeter.call import Attribution, Call, Cost
 from spendmeter.testing.scenarios import LOCAL_PROVIDERS
 
 LIMIT = Decimal("0.10")
-COST = Decimal("0.01")  # gpt-4o: 1000 output tokens at $10 per million
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 MSG = [{"role": "user", "content": "hi"}]
 ONE_CALL = {"x-fake-usage": "input=0,output=1000"}
@@ -44,45 +43,14 @@ def config(store: str = "memory", **top: object) -> dict:
     }
 
 
-def a_call() -> Call:
-    return Call(provider="openai", operation="chat", request_model="gpt-4o", attribution=Attribution(user="u"),
-                request_max_tokens=1000, start_monotonic=time.perf_counter())  # fmt: skip
 
 
-def finish(engine: BudgetEngine, call: Call, cost: Decimal = COST) -> None:
-    call.cost = Cost(Decimal(0), Decimal(0), Decimal(0), cost, cost, "test", "test-entry")
-    engine.on_call(call)
 
 
 def engine_on(cfg: dict, **kw: object) -> BudgetEngine:
     return BudgetEngine(parse_budgets(cfg), clock=lambda: NOW, estimate_cost=lambda call: COST, **kw)
 
 
-def hammer(engine: BudgetEngine, threads: int, go: threading.Event | None = None) -> int:
-    """`threads` callers, each calling until blocked; a call is 5 ms in flight. Returns the calls admitted."""
-    admitted = [0]
-    lock = threading.Lock()
-
-    def caller() -> None:
-        if go is not None:
-            go.wait(30)
-        while True:
-            call = a_call()
-            try:
-                engine.check(call)
-            except BudgetExceeded:
-                return
-            time.sleep(0.005)
-            finish(engine, call)
-            with lock:
-                admitted[0] += 1
-
-    pool = [threading.Thread(target=caller) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join(60)
-    return admitted[0]
 
 
 def process_main(runs: list[tuple[str, int]], barrier, out) -> None:  # a worker process of the SQLite test
