@@ -136,3 +136,26 @@ def test_an_unknown_endpoint_label_is_bounded_like_any_provider():
         labels.append(policy.labels(call).provider)
     assert len(labels[0]) == 64 and labels[0].startswith("aaaa")
     assert labels[1:] == ["b.example", "other"]  # past the provider cap: folded, totals stay exact
+
+
+@pytest.mark.parametrize("make", [
+    lambda: __import__("openai").OpenAI(api_key="sk", base_url="https://api.groq.com/openai/v1"),
+    lambda: __import__("openai").AsyncOpenAI(api_key="sk", base_url="http://127.0.0.1:8123/v1"),
+    lambda: __import__("openai").AzureOpenAI(api_key="sk", api_version="2024-10-21",
+                                            azure_endpoint="https://me.openai.azure.com"),
+    lambda: __import__("anthropic").Anthropic(api_key="sk"),
+    lambda: __import__("anthropic").AsyncAnthropic(api_key="sk", base_url="https://api.deepseek.com/anthropic"),
+])
+def test_the_sdk_clients_keep_the_base_url_where_the_fast_path_reads_it(make):
+    """`endpoint_parts` reads the SDK base client's `_base_url` instead of the `base_url` property (openai's
+    imports a module on every read). This fails loudly if an SDK stops keeping it there or its property starts
+    returning something else; endpoint_parts would then still be right, through the property."""
+    client = make()
+    assert vars(client)["_base_url"] is client.base_url
+    url = client.base_url
+    assert ep.endpoint_parts(client) == (url.host, url.port, url.path)
+
+
+def test_a_client_without_the_private_url_goes_through_its_property():
+    client = SimpleNamespace(base_url=httpx.URL("https://api.mistral.ai:8443/v1/"))
+    assert ep.endpoint_parts(client) == ("api.mistral.ai", 8443, "/v1/")

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from spendmeter.call import Attribution, Call, Cost, Unpriced, Usage
-from spendmeter.sinks.spans import SpanSink
+from spendmeter.sinks.spans import SpanSink, reads_attributes
 from spendmeter.telemetry import semconv as sc
 from spendmeter.testing import FlushingSpanExporter
 
@@ -117,17 +117,62 @@ def test_ok_call_with_cache_tokens_has_exact_attributes(provider, exporter):
     assert call.span is not None
 
 
-def test_sampling_relevant_attributes_are_present_at_start_for_samplers(provider, exporter):
+_SAMPLING_SET = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic",
+                 "gen_ai.request.model": "claude-sonnet-4-5", "server.address": "api.anthropic.com",
+                 "server.port": 443}
+
+
+class _AttributeSampler(sampling.Sampler):
+    """A sampler that decides on attributes, as the GenAI conventions allow."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None):
+        self.seen.append(dict(attributes or {}))
+        return sampling.ALWAYS_ON.should_sample(parent_context, trace_id, name, kind, attributes, links)
+
+    def get_description(self) -> str:
+        return "AttributeSampler"
+
+
+@pytest.mark.parametrize("wrap", [lambda s: s, sampling.ParentBased])
+def test_a_sampler_that_may_read_attributes_gets_the_sampling_relevant_set_at_start(exporter, wrap):
+    sampler = _AttributeSampler()
+    tp = TracerProvider(sampler=wrap(sampler))
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
     call = _call(server_address="api.anthropic.com", server_port=443)
-    SpanSink(tracer_provider=provider).on_start(call)
-    attrs = dict(call.span.attributes)
+    SpanSink(tracer_provider=tp).on_start(call)
     # The GenAI conventions' sampling-relevant set; attribution and usage come when the call is finished.
-    assert attrs == {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic",
-                     "gen_ai.request.model": "claude-sonnet-4-5", "server.address": "api.anthropic.com",
-                     "server.port": 443}
+    assert sampler.seen == [_SAMPLING_SET]
+    assert dict(call.span.attributes) == _SAMPLING_SET
     assert exporter.get_finished_spans() == ()  # not ended until on_call
-    SpanSink(tracer_provider=provider).on_call(call)
+    SpanSink(tracer_provider=tp).on_call(call)
     assert len(exporter.get_finished_spans()) == 1
+
+
+def test_with_the_sdks_own_sampler_the_span_starts_bare_and_ends_with_the_same_attributes(provider, exporter):
+    """The default sampler (parent-based always-on) reads no attributes, so none are validated on the caller's
+    thread; the exported span is the same. Fails loudly if the SDK's sampler descriptions change (every span
+    would then pay for them at start again)."""
+    call = _call(server_address="api.anthropic.com", server_port=443)
+    sink = SpanSink(tracer_provider=provider)
+    sink.on_start(call)
+    assert dict(call.span.attributes) == {}
+    sink.on_call(call)
+    (span,) = exporter.get_finished_spans()
+    assert _SAMPLING_SET.items() <= dict(span.attributes).items()
+
+
+@pytest.mark.parametrize(("sampler", "reads"), [
+    (sampling.ALWAYS_ON, False), (sampling.ALWAYS_OFF, False), (sampling.DEFAULT_ON, False),
+    (sampling.DEFAULT_OFF, False), (sampling.TraceIdRatioBased(0.25), False),
+    (sampling.ParentBasedTraceIdRatio(0.5), False),
+    (sampling.ParentBased(sampling.ALWAYS_ON, remote_parent_sampled=_AttributeSampler()), True),
+    (_AttributeSampler(), True), (None, True),
+])
+def test_which_samplers_read_attributes(sampler, reads):
+    assert reads_attributes(sampler) is reads
 
 
 def test_one_hour_cache_writes_are_split_out(provider, exporter):

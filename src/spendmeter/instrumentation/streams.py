@@ -32,17 +32,6 @@ class StreamState:
         self.hide = hide  # None unless we changed the request (asked a stream for its usage)
         self.broken = False  # the accumulator failed once: stop feeding it, the stream goes on
 
-    def keep(self, item: Any) -> bool:
-        """Observe one chunk; False only for a usage chunk that exists because we asked for it. The per-chunk
-        path: a plain try (no containment object), one call into the accumulator."""
-        if not self.broken:
-            try:
-                self.acc.observe(item)
-            except Exception:
-                self.broken = True
-                report("stream.observe")
-        return self.hide is None or not self.hide(item)
-
     def facts(self) -> ResponseFacts:
         if not self.broken:
             with contain("stream.facts"):
@@ -71,13 +60,16 @@ class StreamState:
 
 
 class _Observed(wrapt.ObjectProxy):  # type: ignore[misc]
-    """What the sync and async proxies share: the state, the hidden-chunk rule and the once-only finish."""
+    """What the sync and async proxies share: the state and the once-only finish. The per-chunk work runs in
+    a generator with everything in its locals (no attribute of the proxy is read per chunk): iterating the
+    proxy gives one that holds the proxy while it runs; `next()` on the proxy reads from one the proxy holds.
+    Both read the same SDK iterator, so each chunk is observed once whichever way it is read."""
 
     def __init__(self, wrapped: Any, state: StreamState) -> None:
         super().__init__(wrapped)
         self._self_state = state
-        self._self_keep = state.keep  # bound once: the per-chunk call
-        self._self_iter: Any = None
+        self._self_source: Any = None  # the SDK's own iterator, shared by every way of reading this proxy
+        self._self_chunks: Any = None  # what `next()` on the proxy reads from
         # The finalizer holds the state, never the proxy, so the proxy can be collected.
         self._self_finalizer = weakref.finalize(self, state.abandon)
 
@@ -86,26 +78,75 @@ class _Observed(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_state.finish(reason, exc)
 
 
+def _observe_failed(state: StreamState) -> None:
+    state.broken = True
+    report("stream.observe")
+
+
+# The per-chunk path. Module functions, not methods, and never stored on the proxy while they hold it: a
+# dropped stream is freed at once (no reference cycle), so its finalizer records it as abandoned. `owner` is
+# the proxy, kept alive while a `for` loop holds only the generator (a library iterating our stream).
+def _observed_chunks(chunks: Any, state: StreamState, finalizer: weakref.finalize, owner: Any = None) -> Any:
+    observe, hide = state.acc.observe, state.hide
+    while True:
+        try:
+            item = next(chunks)
+        except StopIteration:
+            finalizer.detach()
+            state.finish("completed")
+            return
+        except BaseException as exc:
+            finalizer.detach()
+            state.finish("error", exc)
+            raise
+        if not state.broken:
+            try:
+                observe(item)
+            except Exception:
+                _observe_failed(state)
+        if hide is None or not hide(item):
+            yield item
+
+
+async def _async_observed_chunks(
+    chunks: Any, state: StreamState, finalizer: weakref.finalize, owner: Any = None
+) -> Any:
+    observe, hide = state.acc.observe, state.hide
+    while True:
+        try:
+            item = await chunks.__anext__()
+        except StopAsyncIteration:
+            finalizer.detach()
+            state.finish("completed")
+            return
+        except BaseException as exc:
+            finalizer.detach()
+            state.finish("error", exc)
+            raise
+        if not state.broken:
+            try:
+                observe(item)
+            except Exception:
+                _observe_failed(state)
+        if hide is None or not hide(item):
+            yield item
+
+
 class ObservedStream(_Observed):
     """A sync SDK stream, observed. Yields exactly what the SDK yields."""
 
-    def __iter__(self) -> ObservedStream:
-        return self
+    def __iter__(self) -> Any:
+        return _observed_chunks(self._self_iterator(), self._self_state, self._self_finalizer, self)
 
     def __next__(self) -> Any:
-        if self._self_iter is None:
-            self._self_iter = iter(self.__wrapped__)
-        while True:
-            try:
-                item = next(self._self_iter)
-            except StopIteration:
-                self._self_done("completed")
-                raise
-            except BaseException as exc:
-                self._self_done("error", exc)
-                raise
-            if self._self_keep(item):
-                return item
+        if self._self_chunks is None:
+            self._self_chunks = _observed_chunks(self._self_iterator(), self._self_state, self._self_finalizer)
+        return next(self._self_chunks)
+
+    def _self_iterator(self) -> Any:
+        if self._self_source is None:
+            self._self_source = iter(self.__wrapped__)
+        return self._self_source
 
     def close(self) -> Any:
         try:
@@ -127,23 +168,19 @@ class ObservedStream(_Observed):
 class AsyncObservedStream(_Observed):
     """An async SDK stream, observed. Yields exactly what the SDK yields."""
 
-    def __aiter__(self) -> AsyncObservedStream:
-        return self
+    def __aiter__(self) -> Any:
+        return _async_observed_chunks(self._self_iterator(), self._self_state, self._self_finalizer, self)
 
     async def __anext__(self) -> Any:
-        if self._self_iter is None:
-            self._self_iter = self.__wrapped__.__aiter__()
-        while True:
-            try:
-                item = await self._self_iter.__anext__()
-            except StopAsyncIteration:
-                self._self_done("completed")
-                raise
-            except BaseException as exc:
-                self._self_done("error", exc)
-                raise
-            if self._self_keep(item):
-                return item
+        if self._self_chunks is None:
+            self._self_chunks = _async_observed_chunks(self._self_iterator(), self._self_state,
+                                                       self._self_finalizer)
+        return await self._self_chunks.__anext__()
+
+    def _self_iterator(self) -> Any:
+        if self._self_source is None:
+            self._self_source = self.__wrapped__.__aiter__()
+        return self._self_source
 
     async def close(self) -> Any:
         try:

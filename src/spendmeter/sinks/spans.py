@@ -8,6 +8,7 @@ the response, usage and cost attributes and ends it. Attribute names come from `
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from spendmeter.telemetry import semconv as sc
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NULL_CONTEXT: AbstractContextManager[None] = nullcontext()
+_UNSEEN = object()
 
 # `call.capture` keys the recorder may use, each with the span attribute it becomes. The short names are what
 # the provider adapters fill (the request's messages/input/prompt and system, as the SDK was given them).
@@ -88,6 +90,8 @@ class SpanSink:
         # With no provider this is the global one; a ProxyTracer follows a provider set later.
         self._tracer = trace.get_tracer("spendmeter", _version(), tracer_provider=tracer_provider)
         self.capture_content = capture_content
+        self._sampler: object = _UNSEEN
+        self._reads = True
 
     # -- start ---------------------------------------------------------------------------------------------
     def on_start(self, call: Call) -> None:
@@ -102,11 +106,18 @@ class SpanSink:
             name,
             kind=SpanKind.CLIENT,
             start_time=call.start_ns or _ns(call.started_at),
-            # The GenAI conventions' sampling-relevant attributes, given at start so that samplers see them;
-            # the rest is set when the call is finished, off the caller's thread (each attribute given to
-            # the OpenTelemetry SDK costs microseconds of validation).
-            attributes=_sampling_attributes(call, operation),
+            # The GenAI conventions' sampling-relevant attributes, given at start to a sampler that may read
+            # them; the SDK's own samplers decide on the trace id and the parent alone, so with those they are
+            # set with the rest when the call is finished, off the caller's thread (the OpenTelemetry SDK
+            # validates each attribute it is given: about a third of a span's start).
+            attributes=_sampling_attributes(call, operation) if self._sampler_reads_attributes() else None,
         )
+
+    def _sampler_reads_attributes(self) -> bool:
+        sampler = getattr(self._tracer, "sampler", None)  # an SDK Tracer's; a proxy or no-op tracer has none
+        if sampler is not self._sampler:
+            self._sampler, self._reads = sampler, reads_attributes(sampler)
+        return self._reads
 
     def enter(self, call: Call) -> object | None:
         """Make `call.span` current (the SDK request is made under it); a token for `exit`, or None. An invalid
@@ -163,6 +174,32 @@ def _end_ns(call: Call) -> int | None:
     if call.duration_s > 0:
         return _ns(call.started_at + timedelta(seconds=call.duration_s))
     return None  # now
+
+
+# The OpenTelemetry SDK's own samplers, as `get_description()` names them: none of them reads attributes.
+_BLIND = r"(?:AlwaysOnSampler|AlwaysOffSampler|TraceIdRatioBased\{[0-9.eE+-]+\})"
+_BLIND_SAMPLER = re.compile(
+    rf"{_BLIND}|ParentBased\{{root:{_BLIND},remoteParentSampled:{_BLIND},remoteParentNotSampled:{_BLIND},"
+    rf"localParentSampled:{_BLIND},localParentNotSampled:{_BLIND}\}}"
+)
+
+
+def reads_attributes(sampler: object) -> bool:
+    """Whether `sampler` may decide on a span's attributes: False only for the SDK's own samplers (always on,
+    always off, trace-id ratio, and parent-based compositions of those), True for anything else, an unknown
+    sampler included (the attributes are then given at start, as the GenAI conventions ask)."""
+    if sampler is None:
+        return True
+    from opentelemetry.sdk.trace import sampling
+
+    if type(sampler) not in (sampling.StaticSampler, sampling.TraceIdRatioBased, sampling.ParentBased,
+                             sampling.ParentBasedTraceIdRatio):
+        return True  # a subclass may read them
+    try:
+        description = str(sampler.get_description())  # type: ignore[attr-defined]
+    except Exception:
+        return True
+    return _BLIND_SAMPLER.fullmatch(description) is None
 
 
 def _sampling_attributes(call: Call, operation: str) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from spendmeter.providers.endpoints import (
     VERTEX,
     client_of,
     endpoint_parts,
-    host_port_of,
     identify,
 )
 from spendmeter.providers.fields import as_int, get, given, max_tokens_of
@@ -56,7 +55,7 @@ class MessagesAdapter:
 
     def request(self, resource: Any, kwargs: dict[str, Any], options: RequestOptions) -> RequestFacts:
         client = client_of(resource)
-        host, port = host_port_of(client)
+        host, port, _path = endpoint_parts(client)
         model = given(kwargs.get("model"))
         facts = RequestFacts(
             provider=provider_of(client, options.providers),
