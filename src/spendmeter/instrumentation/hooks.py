@@ -142,12 +142,15 @@ def attempt_hook(wrapped: Any, instance: Any, args: Any, kwargs: dict[str, Any])
     request = wrapped(*args, **kwargs)
     call = recorder.current_call.get()
     if call is not None:
-        with contain("hook.attempt"):
+        try:  # a bare try on this per-attempt path (no containment object), counted like any other
             call.attempts = int(kwargs.get("retries_taken", 0)) + 1
             url = getattr(request, "url", None)
             if url is not None:
                 call.server_address = str(url.host)
                 call.server_port = url.port
+            ok("hook.attempt")
+        except Exception:
+            report("hook.attempt")
     return request
 
 

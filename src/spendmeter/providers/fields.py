@@ -104,7 +104,7 @@ def given(value: Any) -> Any:
 def max_tokens_of(kwargs: dict[str, Any]) -> int | None:
     """The request's output-token ceiling, whichever name the API gives it."""
     for name in ("max_completion_tokens", "max_output_tokens", "max_tokens"):
-        value = given(kwargs.get(name))
+        value = kwargs.get(name)  # a "not given" sentinel is no int
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     return None
