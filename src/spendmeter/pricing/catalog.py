@@ -13,6 +13,7 @@ with known dated-snapshot suffixes removed (`-2024-08-06`, `-20240620`, `-v1:0`,
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -75,6 +76,7 @@ _SUFFIXES = (
 )
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of the name, asked on every priced call (bounded)
 def candidate_names(model: str) -> tuple[str, ...]:
     """The names to try for `model`, most specific first."""
     name = model.strip().lower()
