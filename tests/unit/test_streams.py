@@ -133,6 +133,32 @@ def test_abandoned_stream_is_finished_by_gc_on_next_drain(collected, pipeline):
     assert collected.one().end_reason == "abandoned"
 
 
+def test_next_and_iteration_read_the_same_chunks_each_observed_once(collected, pipeline):
+    stream, call = _stream(pipeline)
+    first = next(stream)
+    rest = list(stream)
+    assert [first, *rest] == CHUNKS
+    assert collected.one() is call
+    assert (call.usage.input, call.usage.output, call.end_reason) == (9, 2, "completed")
+
+
+def test_a_library_iterating_our_stream_keeps_it_alive_while_it_reads(collected, pipeline):
+    """A library that wraps the stream we return and keeps only its iterator (google-genai does): the proxy
+    must not be collected (and the call recorded as abandoned) while chunks are still being read."""
+
+    def library_wrapper():
+        yield from _stream(pipeline)[0]  # the proxy is a temporary: only its iterator is referenced
+
+    wrapper = library_wrapper()
+    first = next(wrapper)
+    gc.collect()
+    recorder.drain()
+    assert collected.calls == []  # not abandoned: still being read
+    assert [first, *wrapper] == CHUNKS
+    call = collected.one()
+    assert (call.end_reason, call.usage.output) == ("completed", 2)
+
+
 def test_proxy_keeps_sdk_attributes_and_type(pipeline):
     stream, _ = _stream(pipeline)
     assert isinstance(stream, FakeStream)
@@ -186,3 +212,20 @@ async def test_async_stream_closed_early(collected, pipeline):
     await stream.close()
     await asyncio.sleep(0)
     assert collected.one().end_reason == "closed_early"
+
+
+async def test_an_async_library_iterating_our_stream_keeps_it_alive_and_anext_reads_the_same(collected, pipeline):
+    async def library_wrapper():
+        async for chunk in _stream(pipeline, cls=AsyncObservedStream, fake=FakeAsyncStream)[0]:
+            yield chunk  # the proxy is a temporary: only its iterator is referenced
+
+    wrapper = library_wrapper()
+    first = await wrapper.__anext__()
+    gc.collect()
+    recorder.drain()
+    assert collected.calls == []
+    assert [first, *[c async for c in wrapper]] == CHUNKS
+    stream, _call = _stream(pipeline, cls=AsyncObservedStream, fake=FakeAsyncStream)
+    first = await stream.__anext__()
+    assert [first, *[c async for c in stream]] == CHUNKS
+    assert [(c.end_reason, c.usage.output) for c in collected.calls] == [("completed", 2), ("completed", 2)]
