@@ -31,7 +31,7 @@ FILTER_COLUMNS: dict[str, str] = {
     "conversation": "conversation",
 }  # fmt: skip
 
-_AGGREGATES = (
+AGGREGATES = (
     "$DSUM(cost_total_usd), SUM(input_tokens), SUM(cache_read_tokens), "
     "SUM(cache_write_5m_tokens + cache_write_1h_tokens), SUM(output_tokens), SUM(reasoning_tokens), COUNT(*), "
     "SUM(CASE WHEN unpriced_reason IS NOT NULL THEN 1 ELSE 0 END), "
@@ -81,14 +81,14 @@ class Group:
     totals: Totals = field(default_factory=Totals)
 
 
-def _totals(cells: tuple[Any, ...]) -> Totals:
+def totals_from_row(cells: tuple[Any, ...]) -> Totals:
     cost, inp, cr, cw, out, reasoning, calls, unpriced, errors, blocked, convs, users = cells
     return Totals(to_decimal(cost), int(inp or 0), int(cr or 0), int(cw or 0), int(out or 0), int(reasoning or 0),
                   int(calls or 0), int(unpriced or 0), int(errors or 0), int(blocked or 0), int(convs or 0),
                   int(users or 0))  # fmt: skip
 
 
-def _where(src: LedgerSource, window: Window, filters: dict[str, str]) -> tuple[str, list[Any]]:
+def where_clause(src: LedgerSource, window: Window, filters: dict[str, str]) -> tuple[str, list[Any]]:
     clauses, params = [], []
     if window.start is not None:
         clauses.append("started_at >= ?")
@@ -121,7 +121,7 @@ def grouped(
     if unknown:
         raise ValueError(f"unknown dimension {unknown[0]!r}; expected one of {', '.join(DIMENSIONS)}")
     exprs = [DIMENSIONS[d] for d in by]
-    where, params = _where(src, window, filters or {})
+    where, params = where_clause(src, window, filters or {})
     keys = ", ".join(exprs)
     positions = ", ".join(str(i + 1) for i in range(len(exprs)))
     # SQLite's sums are text: ranking them in SQL would mean a second (float) aggregate per group, so there the
@@ -131,12 +131,12 @@ def grouped(
         order_by = f"COALESCE(SUM(cost_total_usd), 0) DESC, {positions}"
     else:
         order_by = positions
-    text = f"SELECT {keys}, {_AGGREGATES} FROM spendmeter_ledger{where} GROUP BY {positions} ORDER BY {order_by}"
+    text = f"SELECT {keys}, {AGGREGATES} FROM spendmeter_ledger{where} GROUP BY {positions} ORDER BY {order_by}"
     if limit is not None and not rank_here:
         text += " LIMIT ?"
         params.append(int(limit))
     n = len(exprs)
-    groups = [Group(dict(zip(by, (str(v) for v in row[:n]), strict=True)), _totals(row[n:]))
+    groups = [Group(dict(zip(by, (str(v) for v in row[:n]), strict=True)), totals_from_row(row[n:]))
               for row in src.query(text, params)]
     if rank_here:
         groups.sort(key=lambda g: -g.totals.cost)  # stable: equal costs stay in key order
@@ -145,16 +145,16 @@ def grouped(
 
 
 def total(src: LedgerSource, window: Window = Window(), filters: dict[str, str] | None = None) -> Totals:
-    where, params = _where(src, window, filters or {})
-    rows = src.query(f"SELECT {_AGGREGATES} FROM spendmeter_ledger{where}", params)
-    return _totals(rows[0]) if rows else Totals()
+    where, params = where_clause(src, window, filters or {})
+    rows = src.query(f"SELECT {AGGREGATES} FROM spendmeter_ledger{where}", params)
+    return totals_from_row(rows[0]) if rows else Totals()
 
 
 def calls(
     src: LedgerSource, window: Window = Window(), filters: dict[str, str] | None = None, *, limit: int = 100
 ) -> list[dict[str, Any]]:
     """The calls themselves, newest first: one dict per ledger row (cost a Decimal or None when unpriced)."""
-    where, params = _where(src, window, filters or {})
+    where, params = where_clause(src, window, filters or {})
     text = f"SELECT {', '.join(CALL_COLUMNS)} FROM spendmeter_ledger{where} ORDER BY started_at DESC, id DESC LIMIT ?"
     out = []
     for row in src.query(text, [*params, int(limit)]):
@@ -168,6 +168,6 @@ def calls(
 
 def span(src: LedgerSource, filters: dict[str, str] | None = None) -> tuple[datetime | None, datetime | None]:
     """The first and last `started_at` of the (filtered) ledger."""
-    where, params = _where(src, Window(), filters or {})
+    where, params = where_clause(src, Window(), filters or {})
     rows = src.query(f"SELECT MIN(started_at), MAX(started_at) FROM spendmeter_ledger{where}", params)
     return (to_datetime(rows[0][0]), to_datetime(rows[0][1])) if rows else (None, None)

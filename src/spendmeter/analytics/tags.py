@@ -7,7 +7,7 @@ same rule as `attribute()` before they reach SQL, so a name can only ever be a p
 
 from __future__ import annotations
 
-from spendmeter.analytics.queries import _AGGREGATES, Group, Window, _totals, _where
+from spendmeter.analytics.queries import AGGREGATES, Group, Window, totals_from_row, where_clause
 from spendmeter.analytics.source import LedgerSource
 from spendmeter.attribution import check_tag_name
 
@@ -34,19 +34,19 @@ def by_tag(
 ) -> list[Group]:
     """Totals per value of tag `name`, highest spend first; `Group.key` is {name: value}."""
     expr = tag_expression(src, name)
-    where, params = _where(src, window, filters or {})
+    where, params = where_clause(src, window, filters or {})
     rank = "COALESCE(CAST($DSUM(cost_total_usd) AS REAL), 0)" if src.dialect == "sqlite" else (
         "COALESCE(SUM(cost_total_usd), 0)")
-    text = f"SELECT {expr}, {_AGGREGATES} FROM spendmeter_ledger{where} GROUP BY 1 ORDER BY {rank} DESC, 1"
+    text = f"SELECT {expr}, {AGGREGATES} FROM spendmeter_ledger{where} GROUP BY 1 ORDER BY {rank} DESC, 1"
     if limit is not None:
         text += " LIMIT ?"
         params.append(int(limit))
-    return [Group({name: str(row[0])}, _totals(row[1:])) for row in src.query(text, params)]
+    return [Group({name: str(row[0])}, totals_from_row(row[1:])) for row in src.query(text, params)]
 
 
 def tag_names(src: LedgerSource, window: Window = ALL_TIME) -> list[str]:
     """Every tag name the ledger's calls carry in `window`, sorted."""
-    where, params = _where(src, window, {})
+    where, params = where_clause(src, window, {})
     if src.dialect == "sqlite":
         text = f"SELECT DISTINCT j.key FROM spendmeter_ledger, json_each(spendmeter_ledger.tags) AS j{where}"
         text += (" AND " if where else " WHERE ") + "spendmeter_ledger.tags IS NOT NULL"

@@ -38,7 +38,7 @@ _sources: dict[tuple[str, str | None, str | None], LedgerSource] = {}
 _sources_lock = threading.Lock()
 
 
-def _source() -> LedgerSource:
+def ledger_source() -> LedgerSource:
     """The reader of the running spendmeter's ledger (one per target, kept across requests)."""
     runtime = current().runtime
     target: Target = from_runtime(runtime)
@@ -60,7 +60,7 @@ def _error(status: int, error: str, message: str) -> Response:
     return _json(status, {"error": error, "message": message})
 
 
-class _Params:
+class QueryParams:
     """The query string, checked against what a route accepts; every value read once, the last one wins."""
 
     def __init__(self, query: Query, accepted: tuple[str, ...]) -> None:
@@ -94,10 +94,12 @@ class _Params:
         return {**{f: self.values[f] for f in FILTERS if f in self.values}, **fixed}
 
 
-def _route(accepted: tuple[str, ...], build: Callable[[_Params], Any]) -> Callable[[Query, Any], Response]:
+def json_route(accepted: tuple[str, ...], build: Callable[[QueryParams], Any]) -> Callable[[Query, Any], Response]:
+    """A route answering `build(params)` as JSON: 400 for a bad query string, 503 without a ledger."""
+
     def route(query: Query, registry: Any = None) -> Response:
         try:
-            params = _Params(query, accepted)
+            params = QueryParams(query, accepted)
             return _json(200, build(params))
         except BadInput as exc:
             return _error(400, "bad_request", str(exc))
@@ -108,24 +110,25 @@ def _route(accepted: tuple[str, ...], build: Callable[[_Params], Any]) -> Callab
 
 
 def _grouped(by: tuple[str, ...], *, default_days: int | None, default_limit: int | None, order: str = "cost",
-             rename: dict[str, str] | None = None) -> Callable[[_Params], Any]:
-    def build(p: _Params) -> dict[str, Any]:
+             rename: dict[str, str] | None = None) -> Callable[[QueryParams], Any]:
+    def build(p: QueryParams) -> dict[str, Any]:
         w = p.window(default_days)
         filters = p.filters()
         limit = p.limit(default_limit) if default_limit is not None else p.limit(MAX_LIMIT)
-        rows = q.grouped(_source(), by, w, filters, limit=limit, order=order)
+        rows = q.grouped(ledger_source(), by, w, filters, limit=limit, order=order)
         return {**views.window_json(w), "filters": filters, "currency": "USD",
                 "rows": [views.group_json(g, rename) for g in rows]}
 
     return build
 
 
-def _accepts(*extra: str, exclude: tuple[str, ...] = ()) -> tuple[str, ...]:
+def accepts(*extra: str, exclude: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The parameters a route takes: the window, `extra`, and every filter but those in `exclude`."""
     return (*WINDOW_PARAMS, *extra, *(f for f in FILTERS if f not in exclude))
 
 
-def _user(user_id: str, rest: str, p: _Params) -> dict[str, Any]:
-    src, w = _source(), p.window()
+def _user(user_id: str, rest: str, p: QueryParams) -> dict[str, Any]:
+    src, w = ledger_source(), p.window()
     filters = p.filters(user=user_id)
     body: dict[str, Any] = {**views.window_json(w), "user_id": user_id, "filters": filters, "currency": "USD"}
     if rest in ("", "/days"):
@@ -137,8 +140,8 @@ def _user(user_id: str, rest: str, p: _Params) -> dict[str, Any]:
     return body
 
 
-def _conversation(conversation: str, p: _Params) -> dict[str, Any]:
-    src, w = _source(), p.window()
+def _conversation(conversation: str, p: QueryParams) -> dict[str, Any]:
+    src, w = ledger_source(), p.window()
     filters = p.filters(conversation=conversation)
     return {**views.window_json(w), "conversation": conversation, "filters": filters, "currency": "USD",
             "totals": views.totals_json(q.total(src, w, filters)),
@@ -150,25 +153,25 @@ def _users_prefix(rest: str, query: Query, registry: Any = None) -> Response:
     tail = "/" + tail if tail else ""
     if not user_id or tail not in ("", "/days", "/calls"):
         return _error(404, "not_found", f"expected {PREFIX}/users/<user_id>[/days|/calls]")
-    accepted = _accepts("limit", exclude=("user",)) if tail == "/calls" else _accepts(exclude=("user",))
-    return _route(accepted, lambda p: _user(unquote(user_id), tail, p))(query)
+    accepted = accepts("limit", exclude=("user",)) if tail == "/calls" else accepts(exclude=("user",))
+    return json_route(accepted, lambda p: _user(unquote(user_id), tail, p))(query)
 
 
 def _conversations_prefix(rest: str, query: Query, registry: Any = None) -> Response:
     if not rest or "/" in rest:
         return _error(404, "not_found", f"expected {PREFIX}/conversations/<conversation_id>")
-    return _route(_accepts("limit", exclude=("conversation",)), lambda p: _conversation(unquote(rest), p))(query)
+    return json_route(accepts("limit", exclude=("conversation",)), lambda p: _conversation(unquote(rest), p))(query)
 
 
 _BY = {"feature": "feature", "user": "user_id", "model": "model", "agent": "agent", "provider": "provider",
        "conversation": "conversation"}
 API_ROUTES: dict[str, Callable[[Query, Any], Response]] = {
-    f"{PREFIX}/daily-by-feature": _route(_accepts(), _grouped(("day", "feature"), default_days=30,
+    f"{PREFIX}/daily-by-feature": json_route(accepts(), _grouped(("day", "feature"), default_days=30,
                                                               default_limit=None, order="key")),
-    f"{PREFIX}/daily": _route(_accepts(), _grouped(("day",), default_days=30, default_limit=None, order="key")),
-    f"{PREFIX}/top-users": _route(_accepts("limit", exclude=("user",)),
+    f"{PREFIX}/daily": json_route(accepts(), _grouped(("day",), default_days=30, default_limit=None, order="key")),
+    f"{PREFIX}/top-users": json_route(accepts("limit", exclude=("user",)),
                                   _grouped(("user",), default_days=None, default_limit=10, rename=_BY)),
-    **{f"{PREFIX}/by-{dim}": _route(_accepts("limit", exclude=(dim,)),
+    **{f"{PREFIX}/by-{dim}": json_route(accepts("limit", exclude=(dim,)),
                                     _grouped((dim,), default_days=None, default_limit=100, rename=_BY))
        for dim in ("feature", "user", "model", "agent", "provider", "conversation")},
 }

@@ -20,7 +20,7 @@ from spendmeter.analytics.source import LedgerSource, LedgerUnavailable
 from spendmeter.analytics.views import money
 from spendmeter.runtime.pipeline import current
 from spendmeter.server import charts
-from spendmeter.server.api import _source as ledger_source
+from spendmeter.server.api import ledger_source
 from spendmeter.server.routes import ROUTES, TEXT, Response
 
 PATH = "/costs"

@@ -12,11 +12,11 @@ from typing import Any
 
 from spendmeter.analytics import tags, views
 from spendmeter.analytics.periods import BadInput
-from spendmeter.server.api import MAX_LIMIT, PREFIX, WINDOW_PARAMS, _accepts, _Params, _route, _source
+from spendmeter.server.api import MAX_LIMIT, PREFIX, WINDOW_PARAMS, QueryParams, accepts, json_route, ledger_source
 from spendmeter.server.routes import ROUTES
 
 
-def _by_tag(p: _Params) -> dict[str, Any]:
+def _by_tag(p: QueryParams) -> dict[str, Any]:
     name = p.get("name")
     if not name:
         raise BadInput("name: which tag to group by, e.g. name=team (/api/costs/tags lists them)")
@@ -25,19 +25,19 @@ def _by_tag(p: _Params) -> dict[str, Any]:
     except ValueError as exc:
         raise BadInput(f"name: {exc}") from None
     w, filters = p.window(), p.filters()
-    rows = tags.by_tag(_source(), name, w, filters, limit=p.limit(100))
+    rows = tags.by_tag(ledger_source(), name, w, filters, limit=p.limit(100))
     return {**views.window_json(w), "tag": name, "filters": filters, "currency": "USD",
             "rows": [views.group_json(g) for g in rows]}
 
 
-def _names(p: _Params) -> dict[str, Any]:
+def _names(p: QueryParams) -> dict[str, Any]:
     w = p.window()
-    return {**views.window_json(w), "tags": tags.tag_names(_source(), w)}
+    return {**views.window_json(w), "tags": tags.tag_names(ledger_source(), w)}
 
 
 TAG_ROUTES = {
-    f"{PREFIX}/by-tag": _route(_accepts("name", "limit"), _by_tag),
-    f"{PREFIX}/tags": _route(WINDOW_PARAMS, _names),
+    f"{PREFIX}/by-tag": json_route(accepts("name", "limit"), _by_tag),
+    f"{PREFIX}/tags": json_route(WINDOW_PARAMS, _names),
 }
 
 
