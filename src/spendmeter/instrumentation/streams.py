@@ -78,9 +78,20 @@ class _Observed(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_state.finish(reason, exc)
 
 
-def _observe_failed(state: StreamState) -> None:
-    state.broken = True
-    report("stream.observe")
+def _keep(item: Any, state: StreamState, observe: Callable[[Any], None], hide: Callable[[Any], bool] | None) -> bool:
+    """Observe one chunk; False only for a usage chunk that exists because we asked for it."""
+    if not state.broken:
+        try:
+            observe(item)
+        except Exception:
+            state.broken = True
+            report("stream.observe")
+    return hide is None or not hide(item)
+
+
+def _ended(state: StreamState, finalizer: weakref.finalize, exc: BaseException | None = None) -> None:
+    finalizer.detach()
+    state.finish("completed" if exc is None else "error", exc)
 
 
 # The per-chunk path. Module functions, not methods, and never stored on the proxy while they hold it: a
@@ -92,19 +103,12 @@ def _observed_chunks(chunks: Any, state: StreamState, finalizer: weakref.finaliz
         try:
             item = next(chunks)
         except StopIteration:
-            finalizer.detach()
-            state.finish("completed")
+            _ended(state, finalizer)
             return
         except BaseException as exc:
-            finalizer.detach()
-            state.finish("error", exc)
+            _ended(state, finalizer, exc)
             raise
-        if not state.broken:
-            try:
-                observe(item)
-            except Exception:
-                _observe_failed(state)
-        if hide is None or not hide(item):
+        if _keep(item, state, observe, hide):
             yield item
 
 
@@ -116,19 +120,12 @@ async def _async_observed_chunks(
         try:
             item = await chunks.__anext__()
         except StopAsyncIteration:
-            finalizer.detach()
-            state.finish("completed")
+            _ended(state, finalizer)
             return
         except BaseException as exc:
-            finalizer.detach()
-            state.finish("error", exc)
+            _ended(state, finalizer, exc)
             raise
-        if not state.broken:
-            try:
-                observe(item)
-            except Exception:
-                _observe_failed(state)
-        if hide is None or not hide(item):
+        if _keep(item, state, observe, hide):
             yield item
 
 
