@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from spendmeter.call import Attribution, Call, Cost, Unpriced, Usage
+from spendmeter.sinks.deferred_span import DeferredSpan
 from spendmeter.sinks.spans import SpanSink, reads_attributes
 from spendmeter.telemetry import semconv as sc
 from spendmeter.testing import FlushingSpanExporter
@@ -151,14 +152,19 @@ def test_a_sampler_that_may_read_attributes_gets_the_sampling_relevant_set_at_st
     assert len(exporter.get_finished_spans()) == 1
 
 
-def test_with_the_sdks_own_sampler_the_span_starts_bare_and_ends_with_the_same_attributes(provider, exporter):
+@pytest.mark.parametrize("defer_start", [True, False])
+def test_with_the_sdks_own_sampler_the_span_starts_bare_and_ends_with_the_same_attributes(provider, exporter,
+                                                                                           defer_start):
     """The default sampler (parent-based always-on) reads no attributes, so none are validated on the caller's
-    thread; the exported span is the same. Fails loudly if the SDK's sampler descriptions change (every span
-    would then pay for them at start again)."""
+    thread (and the start itself is deferred, `test_deferred_span.py`); the exported span is the same. Fails
+    loudly if the SDK's sampler descriptions change (every span would then pay for them at start again)."""
     call = _call(server_address="api.anthropic.com", server_port=443)
-    sink = SpanSink(tracer_provider=provider)
+    sink = SpanSink(tracer_provider=provider, defer_start=defer_start)
     sink.on_start(call)
-    assert dict(call.span.attributes) == {}
+    if defer_start:
+        assert type(call.span) is DeferredSpan
+    else:
+        assert dict(call.span.attributes) == {}
     sink.on_call(call)
     (span,) = exporter.get_finished_spans()
     assert _SAMPLING_SET.items() <= dict(span.attributes).items()

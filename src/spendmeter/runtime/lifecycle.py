@@ -140,7 +140,11 @@ def _build(rt: Runtime, previous: Runtime | None, tracer_provider: Any, meter_pr
     rt.metrics = _prometheus_sink(rt, previous if same_registry else None)
     owned_tp, owned_mp = _otlp_providers(s.otlp_endpoint, s.service_name, tracer_provider, meter_provider)
     rt.owned_providers = [p for p in (owned_tp, owned_mp) if p is not None]
-    rt.span_sink = SpanSink(tracer_provider=tracer_provider or owned_tp, capture_content=s.capture_content)
+    # Inline finishing keeps the span's whole life on the caller's thread: started when the call starts.
+    rt.span_sink = SpanSink(
+        tracer_provider=tracer_provider or owned_tp, capture_content=s.capture_content,
+        defer_start=s.finish != "inline",
+    )
     sinks: list[Any] = [rt.metrics, rt.span_sink]
     if meter_provider is not None or owned_mp is not None or _global_meter_provider_set():
         from spendmeter.sinks.otel_metrics import OtelMetricsSink

@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
 from spendmeter.call import Call, Cost, Unpriced
+from spendmeter.sinks.deferred_span import Deferral, DeferralBroken, DeferredSpan
 from spendmeter.telemetry import semconv as sc
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -86,37 +87,50 @@ class SpanSink:
 
     kind = "spans"
 
-    def __init__(self, tracer_provider: TracerProvider | None = None, capture_content: bool = False) -> None:
+    def __init__(
+        self, tracer_provider: TracerProvider | None = None, capture_content: bool = False, defer_start: bool = True
+    ) -> None:
         # With no provider this is the global one; a ProxyTracer follows a provider set later.
         self._tracer = trace.get_tracer("spendmeter", _version(), tracer_provider=tracer_provider)
         self.capture_content = capture_content
+        self.defer_start = defer_start
         self._sampler: object = _UNSEEN
         self._reads = True
+        self._deferral: Deferral | None = None
 
     # -- start ---------------------------------------------------------------------------------------------
     def on_start(self, call: Call) -> None:
-        """Open the call's span (before the SDK request is sent) and keep it on `call.span`."""
+        """Open the call's span (before the SDK request is sent) and keep it on `call.span`: a deferred one
+        (`sinks.deferred_span`: its ids and sampling now, the span when the call is finished) when the tracer
+        is the OpenTelemetry SDK's and its sampler decides on the trace id and parent alone; else a started one."""
         if call.span is None:
-            call.span = self._start(call)
+            self._follow_sampler()
+            deferral = self._deferral
+            if deferral is not None and not deferral.broken:
+                call.span = deferral.defer(_span_name(call))
+            else:
+                call.span = self._start(call)
 
     def _start(self, call: Call) -> Span:
-        operation = sc.operation_name(call.operation)
-        name = f"{operation} {call.request_model}" if call.request_model else operation
         return self._tracer.start_span(
-            name,
+            _span_name(call),
             kind=SpanKind.CLIENT,
             start_time=call.start_ns or _ns(call.started_at),
             # The GenAI conventions' sampling-relevant attributes, given at start to a sampler that may read
             # them; the SDK's own samplers decide on the trace id and the parent alone, so with those they are
             # set with the rest when the call is finished, off the caller's thread (the OpenTelemetry SDK
             # validates each attribute it is given: about a third of a span's start).
-            attributes=_sampling_attributes(call, operation) if self._sampler_reads_attributes() else None,
+            attributes=_sampling_attributes(call) if self._follow_sampler() else None,
         )
 
-    def _sampler_reads_attributes(self) -> bool:
+    def _follow_sampler(self) -> bool:
+        """Whether the tracer's sampler may read attributes; notes, once per sampler, whether starts can be
+        deferred (an SDK tracer with one of the SDK's own samplers)."""
         sampler = getattr(self._tracer, "sampler", None)  # an SDK Tracer's; a proxy or no-op tracer has none
         if sampler is not self._sampler:
             self._sampler, self._reads = sampler, reads_attributes(sampler)
+            deferrable = self.defer_start and not self._reads and Deferral.possible(self._tracer)
+            self._deferral = Deferral(self._tracer) if deferrable else None
         return self._reads
 
     def enter(self, call: Call) -> object | None:
@@ -143,7 +157,14 @@ class SpanSink:
         """Write the response, usage and cost attributes on the call's span and end it (always: a span
         whose attributes failed is still ended, so it is exported rather than leaked)."""
         span = call.span
-        if span is None:  # on_start never ran (or failed): one span covers the whole call
+        broken: DeferralBroken | None = None
+        if type(span) is DeferredSpan:
+            try:
+                span = span.deferral.start(span, call.start_ns or _ns(call.started_at))
+            except DeferralBroken as exc:  # exported all the same; later calls start on the caller's thread
+                span, broken = exc.args[0], exc
+            call.span = span
+        elif span is None:  # on_start never ran (or failed): one span covers the whole call
             span = call.span = self._start(call)
         try:
             if span.is_recording():
@@ -154,6 +175,8 @@ class SpanSink:
                     span.set_status(Status(StatusCode.ERROR, call.error_type or call.status))
         finally:
             span.end(end_time=_end_ns(call))
+        if broken is not None:
+            raise broken  # counted by the recorder as a spans sink failure, logged once
 
     def _finish_attributes(self, call: Call) -> Iterator[tuple[str, Any]]:
         yield from _response_attributes(call)
@@ -164,6 +187,11 @@ class SpanSink:
                 attribute = _CONTENT_ATTRIBUTES.get(key)
                 if attribute is not None and value is not None:
                     yield attribute, _json(value)
+
+
+def _span_name(call: Call) -> str:
+    operation = sc.operation_name(call.operation)
+    return f"{operation} {call.request_model}" if call.request_model else operation
 
 
 def _end_ns(call: Call) -> int | None:
@@ -202,8 +230,11 @@ def reads_attributes(sampler: object) -> bool:
     return _BLIND_SAMPLER.fullmatch(description) is None
 
 
-def _sampling_attributes(call: Call, operation: str) -> dict[str, Any]:
-    attributes: dict[str, Any] = {sc.GEN_AI_OPERATION_NAME: operation, sc.GEN_AI_PROVIDER_NAME: call.provider}
+def _sampling_attributes(call: Call) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        sc.GEN_AI_OPERATION_NAME: sc.operation_name(call.operation),
+        sc.GEN_AI_PROVIDER_NAME: call.provider,
+    }
     if call.request_model is not None:
         attributes[sc.GEN_AI_REQUEST_MODEL] = call.request_model
     if call.server_address is not None:
