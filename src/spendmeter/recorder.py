@@ -140,6 +140,23 @@ def finish(
 ) -> None:
     """Finish the call exactly once: note when it ended, then queue the rest (apply the response facts, price,
     label, fan out) for the finisher thread (`runtime.finisher`). Never raises."""
+    _end(call, facts, end_reason, error)
+
+
+def finish_reading(
+    call: Call,
+    read: Callable[[Any], ResponseFacts],
+    obj: Any,
+    *,
+    end_reason: EndReason = "completed",
+    error: BaseException | None = None,
+) -> None:
+    """Like `finish`, with the facts still to be read: `read(obj)` runs on the finisher thread (an adapter
+    whose `read_later` says the SDK's object may be read after the caller has it)."""
+    _end(call, (read, obj), end_reason, error)
+
+
+def _end(call: Call, facts: Any, end_reason: EndReason, error: BaseException | None) -> None:
     if not call.once.acquire(blocking=False):
         return  # someone already finished this call: a late error changes nothing
     if error is not None:
@@ -151,20 +168,11 @@ def finish(
     FINISHER.submit((call, facts, end_reason))
 
 
-def finish_reading(call: Call, read: Callable[[Any], ResponseFacts], obj: Any) -> None:
-    """Like `finish`, with the facts still to be read: `read(obj)` runs on the finisher thread (an adapter
-    whose `read_later` says the SDK's object may be read after the caller has it)."""
-    if not call.once.acquire(blocking=False):
-        return
-    call.duration_s = max(0.0, time.perf_counter() - call.start_monotonic)
-    call.end_ns = time.time_ns()
-    FINISHER.submit((call, (read, obj), "completed"))
-
-
-def abandoned(call: Call, facts: ResponseFacts | None) -> None:
+def abandoned(call: Call, facts: ResponseFacts | None, read: Callable[[Any], ResponseFacts] | None = None) -> None:
     """From a GC finalizer: a bare deque append (no lock, so safe while GC interrupts one of ours); the call is
-    finished with the next batch, or by the next reader's flush."""
-    FINISHER.enqueue_quietly((call, facts, None))
+    finished with the next batch, or by the next reader's flush. With `read`, the facts are `read(facts)`,
+    read on the finisher thread."""
+    FINISHER.enqueue_quietly((call, facts if read is None else (read, facts), None))
 
 
 def drain() -> None:

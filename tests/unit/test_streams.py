@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+import time
 
 import pytest
 
@@ -61,11 +62,12 @@ class FakeAsyncStream(FakeStream):
         self.closed = True
 
 
-def _stream(_pipeline, items=CHUNKS, hide=None, fail_after=None, cls=ObservedStream, fake=FakeStream):
+def _stream(_pipeline, items=CHUNKS, hide=None, fail_after=None, cls=ObservedStream, fake=FakeStream,
+            read_later=False, acc=None):
     call = Call(
         provider="openai", operation="chat", request_model="gpt-4o-mini", attribution=Attribution(user="u"), stream=True
     )
-    state = StreamState(call, ChatStreamUsage(), hide)
+    state = StreamState(call, acc or ChatStreamUsage(), hide, read_later)
     return cls(fake(items, fail_after), state), call
 
 
@@ -157,6 +159,47 @@ def test_a_library_iterating_our_stream_keeps_it_alive_while_it_reads(collected,
     assert [first, *wrapper] == CHUNKS
     call = collected.one()
     assert (call.end_reason, call.usage.output) == ("completed", 2)
+
+
+@pytest.mark.parametrize("read_later", [False, True])
+def test_every_ending_records_the_same_whether_facts_are_read_now_or_later(collected, pipeline, read_later):
+    full, full_call = _stream(pipeline, read_later=read_later)
+    list(full)
+    failing, _ = _stream(pipeline, fail_after=3, read_later=read_later)
+    with pytest.raises(ConnectionError):
+        list(failing)
+    early, _ = _stream(pipeline, read_later=read_later)
+    next(early)
+    early.close()
+    dropped, _ = _stream(pipeline, read_later=read_later)
+    next(dropped)
+    del dropped
+    gc.collect()
+    recorder.drain()
+    got = {c.end_reason: c for c in collected.calls}
+    assert set(got) == {"completed", "error", "closed_early", "abandoned"}
+    assert got["completed"] is full_call and (full_call.usage.input, full_call.usage.output) == (9, 2)
+    assert got["error"].status == "error" and got["error"].error_type == "ConnectionError"
+    assert got["error"].finish_reasons == ("stop",)  # what the stream said before it broke is kept
+    assert got["closed_early"].usage.source == "missing" and got["closed_early"].model == "gpt-4o-mini"
+    assert got["abandoned"].model == "gpt-4o-mini"
+
+
+def test_a_stream_of_sdk_objects_has_its_facts_read_on_the_finisher_thread(collected, pipeline):
+    threads: list[str] = []
+
+    class Noting(ChatStreamUsage):
+        def facts(self):
+            threads.append(threading.current_thread().name)
+            return super().facts()
+
+    stream, call = _stream(pipeline, read_later=True, acc=Noting())
+    list(stream)
+    deadline = time.monotonic() + 5
+    while not threads and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threads == ["spendmeter-finisher"]
+    assert collected.one() is call and call.usage.output == 2
 
 
 def test_proxy_keeps_sdk_attributes_and_type(pipeline):

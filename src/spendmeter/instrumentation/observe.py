@@ -30,7 +30,7 @@ def observe(call: Call, result: Any, adapter: ProviderAdapter, hide: Hide, is_as
         if _is_raw_response(result):
             return _observe_raw(call, result, adapter, hide, is_async)
         if call.stream:
-            state = StreamState(call, adapter.accumulator(), hide)
+            state = StreamState(call, adapter.accumulator(), hide, getattr(adapter, "read_later", False))
             return (AsyncObservedStream if is_async else ObservedStream)(result, state)
         if getattr(adapter, "read_later", False):
             recorder.finish_reading(call, adapter.response, result)
@@ -70,7 +70,7 @@ def _observe_raw(call: Call, result: Any, adapter: ProviderAdapter, hide: Hide, 
                 facts = adapter.response(json.loads(content))
             recorder.finish(call, facts)
             return result
-    state = StreamState(call, adapter.accumulator(), hide)
+    state = StreamState(call, adapter.accumulator(), hide, getattr(adapter, "read_later", False))
     return ObservedRawResponse(result, call, adapter, hide, is_async, state)
 
 

@@ -22,15 +22,21 @@ from spendmeter.providers.base import Accumulator, ResponseFacts
 
 
 class StreamState:
-    """Everything needed to finish the call, and nothing that refers back to the proxy (so GC can run)."""
+    """Everything needed to finish the call, and nothing that refers back to the proxy (so GC can run).
 
-    __slots__ = ("acc", "broken", "call", "hide")
+    `read_later`: the accumulator holds only the SDK's own objects, so its facts are read on the finisher
+    thread, not on the caller's."""
 
-    def __init__(self, call: Call, acc: Accumulator, hide: Callable[[Any], bool] | None = None) -> None:
+    __slots__ = ("acc", "broken", "call", "hide", "read_later")
+
+    def __init__(
+        self, call: Call, acc: Accumulator, hide: Callable[[Any], bool] | None = None, read_later: bool = False
+    ) -> None:
         self.call = call
         self.acc = acc
         self.hide = hide  # None unless we changed the request (asked a stream for its usage)
         self.broken = False  # the accumulator failed once: stop feeding it, the stream goes on
+        self.read_later = read_later
 
     def facts(self) -> ResponseFacts:
         if not self.broken:
@@ -42,15 +48,19 @@ class StreamState:
         """Finish the call at most once, whichever of end / error / close / GC comes first."""
         if self.call.once.locked():
             return
-        facts = self.facts()
         if exc is not None:
-            recorder.fail(self.call, exc, facts)
+            reason = "error"
+        if self.read_later:
+            recorder.finish_reading(self.call, StreamState.facts, self, end_reason=reason, error=exc)
         else:
-            recorder.finish(self.call, facts, end_reason=reason)
+            recorder.finish(self.call, self.facts(), end_reason=reason, error=exc)
 
     def abandon(self) -> None:
         """Finalizer: garbage collection found the stream unfinished. No sink work here, only a queue put."""
         if self.call.once.locked():
+            return
+        if self.read_later:
+            recorder.abandoned(self.call, self, StreamState.facts)
             return
         try:
             facts = self.acc.facts() if not self.broken else None

@@ -95,20 +95,16 @@ class MessagesAdapter:
 
 
 class MessageStreamUsage:
-    """Merges `message_start` and the cumulative `message_delta` usage, latest value per field."""
+    """Merges `message_start` and the cumulative `message_delta` usage, latest value per field. The per-event
+    path only keeps the usage objects; `facts()` reads and merges them (off the caller's thread for the SDK's
+    own events, which nothing edits afterwards)."""
 
-    __slots__ = ("fields", "iterations", "model", "response_id", "seen", "service_tier", "split", "stop_reason",
-                 "tools")
+    __slots__ = ("model", "response_id", "stop_reason", "usages")
 
     def __init__(self) -> None:
-        self.fields = dict.fromkeys((*USAGE_FIELDS, "thinking_tokens"), 0)
-        self.split: Any = None
-        self.iterations: Any = None  # cumulative like the rest: the latest list wins
-        self.tools: tuple[tuple[str, int], ...] = ()
-        self.seen = False
+        self.usages: list[Any] = []  # message_start's, then each message_delta's, in order
         self.model: str | None = None
         self.response_id: str | None = None
-        self.service_tier: str | None = None
         self.stop_reason: str | None = None
 
     def observe(self, event: Any) -> None:
@@ -120,16 +116,44 @@ class MessageStreamUsage:
             message = get(event, "message")
             self.model = get(message, "model")
             self.response_id = get(message, "id")
-            self._merge(get(message, "usage"))
+            self.usages.append(get(message, "usage"))
         elif kind == "message_delta":
-            self._merge(get(event, "usage"))
+            self.usages.append(get(event, "usage"))
             reason = get(get(event, "delta"), "stop_reason")
             if reason:
                 self.stop_reason = str(reason)
 
-    def _merge(self, usage: Any) -> None:
-        if usage is None:
-            return
+    def facts(self) -> ResponseFacts:
+        merged = _MergedUsage()
+        for usage in self.usages:
+            if usage is not None:
+                merged.add(usage)
+        if not merged.seen:
+            return ResponseFacts(usage=Usage(source="missing"), model=self.model, response_id=self.response_id)
+        steps = iteration_steps(merged.iterations, self.model)
+        return ResponseFacts(
+            usage=usage_with_steps(usage_from_fields(merged.fields, merged.split), steps),
+            model=self.model,
+            response_id=self.response_id,
+            service_tier=merged.service_tier,
+            finish_reasons=(self.stop_reason,) if self.stop_reason else (),
+            steps=steps,
+            tools=merged.tools,
+        )
+
+
+class _MergedUsage:
+    """A stream's usage objects merged in order: the latest value of each field wins."""
+
+    def __init__(self) -> None:
+        self.fields = dict.fromkeys((*USAGE_FIELDS, "thinking_tokens"), 0)
+        self.split: Any = None
+        self.iterations: Any = None  # cumulative like the rest: the latest list wins
+        self.tools: tuple[tuple[str, int], ...] = ()
+        self.seen = False
+        self.service_tier: str | None = None
+
+    def add(self, usage: Any) -> None:
         self.seen = True
         for name in USAGE_FIELDS:
             value = as_int(get(usage, name))
@@ -150,17 +174,3 @@ class MessageStreamUsage:
         tier = get(usage, "service_tier")
         if tier:
             self.service_tier = str(tier)
-
-    def facts(self) -> ResponseFacts:
-        if not self.seen:
-            return ResponseFacts(usage=Usage(source="missing"), model=self.model, response_id=self.response_id)
-        steps = iteration_steps(self.iterations, self.model)
-        return ResponseFacts(
-            usage=usage_with_steps(usage_from_fields(self.fields, self.split), steps),
-            model=self.model,
-            response_id=self.response_id,
-            service_tier=self.service_tier,
-            finish_reasons=(self.stop_reason,) if self.stop_reason else (),
-            steps=steps,
-            tools=self.tools,
-        )
