@@ -62,7 +62,7 @@ def _run(worker: Any, mode: str, calls: int) -> None:
             fn()
 
 
-def worker_main(name: str, modes: list[str], calls: int, warmup: int) -> None:
+def worker_main(name: str, modes: list[str], calls: int, warmup: int, collector: str) -> None:
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
@@ -73,6 +73,7 @@ def worker_main(name: str, modes: list[str], calls: int, warmup: int) -> None:
         return
     live = [m for m in modes if worker.supported(m)]
     worker.prepare(live, warmup)
+    collections: dict[str, list[int]] = {}  # per mode and side: the GC's collections of each generation
     _control("-i", "on")
     for index, mode in enumerate(modes):
         if mode not in live:
@@ -80,14 +81,20 @@ def worker_main(name: str, modes: list[str], calls: int, warmup: int) -> None:
         for side in SIDES:
             (worker.tool.off if side == "bare" else worker.tool.on)()
             gc.collect()
+            if collector == "off":
+                gc.disable()
+            before = [g["collections"] for g in gc.get_stats()]
             _control("-z")
             _run(worker, mode, calls)
             _control("-d", f"m{index}-{side}-calls")
+            after = [g["collections"] for g in gc.get_stats()]
+            collections[f"m{index}-{side}"] = [a - b for a, b in zip(after, before, strict=True)]
+            gc.enable()
             worker.tool.flush()
             _control("-d", f"m{index}-{side}-flush")
         worker.tool.off()
     _control("-i", "off")
-    proto.write(json.dumps({"status": "ready", "info": worker.info, "modes": live}) + "\n")
+    proto.write(json.dumps({"status": "ready", "info": worker.info, "modes": live, "gc": collections}) + "\n")
 
 
 # ------------------------------------------------------------------------------------------------ the driver
@@ -118,14 +125,16 @@ def _counts(outdir: str, prefix: str) -> dict[tuple[str, str, str], dict[str, in
 def _measure(tool: str, python: str, args: argparse.Namespace, outdir: str, env: dict[str, str]) -> Any:
     cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=yes",
            f"--callgrind-out-file={outdir}/{tool}.%p", python, os.path.abspath(__file__), "--worker", tool,
-           "--modes", ",".join(args.modes), "--calls", str(args.calls), "--warmup", str(args.warmup)]
+           "--modes", ",".join(args.modes), "--calls", str(args.calls), "--warmup", str(args.warmup),
+           "--gc", args.gc]
     with open(os.path.join(outdir, f"{tool}.log"), "w") as log:
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=HERE)
 
 
-def _summary(counts: dict[tuple[str, str, str], dict[str, int]], index: int, calls: int) -> dict[str, Any] | None:
+def _summary(counts: dict[tuple[str, str, str], dict[str, int]], index: int, calls: int,
+             collections: dict[str, list[int]]) -> dict[str, Any] | None:
     m = f"m{index}"
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"gc": {side: collections.get(f"{m}-{side}") for side in SIDES}}
     for side in SIDES:
         run, flush = counts.get((m, side, "calls")), counts.get((m, side, "flush"))
         if run is None or flush is None:
@@ -138,6 +147,13 @@ def _summary(counts: dict[tuple[str, str, str], dict[str, int]], index: int, cal
     return out
 
 
+def _collections(by_side: dict[str, list[int] | None]) -> str:
+    def older(counts: list[int] | None) -> str:
+        return "?" if not counts else "+".join(str(n) for n in counts)
+
+    return " / ".join(older(by_side.get(side)) for side in SIDES)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=100, help="calls per mode and side")
@@ -145,12 +161,14 @@ def main() -> None:
     parser.add_argument("--tools", default="spendmeter," + ",".join(peers.ANCHORS))
     parser.add_argument("--modes", default=",".join(peers.MODES))
     parser.add_argument("--python", action="append", default=[], metavar="TOOL=PATH")
+    parser.add_argument("--gc", choices=("on", "off"), default="on",
+                        help="off: the garbage collector is disabled during the counted calls")
     parser.add_argument("--json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if args.worker:
-        worker_main(args.worker, args.modes, args.calls, args.warmup)
+        worker_main(args.worker, args.modes, args.calls, args.warmup, args.gc)
         return
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         sys.exit("instructions.py needs Valgrind (Debian: apt-get install valgrind)")
@@ -176,12 +194,15 @@ def main() -> None:
                 print(f"  {tool}: {reply.get('reason', 'failed')} (log: {outdir}/{tool}.log)")
                 continue
             counts = _counts(outdir, tool)
-            results[tool] = {mode: _summary(counts, i, args.calls) for i, mode in enumerate(args.modes)}
+            results[tool] = {mode: _summary(counts, i, args.calls, reply.get("gc", {}))
+                             for i, mode in enumerate(args.modes)}
             print(f"  {tool} done ({time.monotonic() - started:.0f} s)", flush=True)
 
-    print("\nthousands of instructions per call; added and × against the bare SDK in the same worker")
+    print("\nthousands of instructions per call; added and × against the bare SDK in the same worker; gc: the")
+    print("collections of generations 1 and 2 during the counted calls, bare / instrumented (a full collection")
+    print(f"that falls inside one side's calls adds its whole cost there; --gc {args.gc})")
     print(f"{'mode':<19}{'tool':<13}" + "".join(f"{c + ' bare':>14}{'instr':>9}{'added':>8}{'×':>7}"
-                                                for c in ("caller", "process")))
+                                                for c in ("caller", "process")) + f"{'gc':>12}")
     checks: dict[str, Any] = {}
     for mode in args.modes:
         for tool in tools:
@@ -190,7 +211,7 @@ def main() -> None:
                 continue
             cells = "".join(f"{s[c]['bare'] / 1e3:>14.1f}{s[c]['instrumented'] / 1e3:>9.1f}"
                             f"{s[c]['added'] / 1e3:>8.1f}{s[c]['ratio']:>7.3f}" for c in ("caller", "process"))
-            print(f"{mode:<19}{tool:<13}{cells}")
+            print(f"{mode:<19}{tool:<13}{cells}{_collections(s['gc']):>12}")
         print()
     print("check: spendmeter's added instructions ≤ 1/3 of the lightest peer's, and ≤ 1.05× the bare call")
     for clock in ("caller", "process"):
@@ -210,7 +231,8 @@ def main() -> None:
     print(f"done in {time.monotonic() - started:.0f} s")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"calls": args.calls, "warmup": args.warmup, "results": results, "checks": checks}, f, indent=2)
+            json.dump({"calls": args.calls, "warmup": args.warmup, "gc": args.gc, "results": results,
+                       "checks": checks}, f, indent=2)
 
 
 if __name__ == "__main__":
