@@ -199,10 +199,10 @@ def main() -> None:
             print(f"  {tool} done ({time.monotonic() - started:.0f} s)", flush=True)
 
     print("\nthousands of instructions per call; added and × against the bare SDK in the same worker; gc: the")
-    print("collections of generations 1 and 2 during the counted calls, bare / instrumented (a full collection")
-    print(f"that falls inside one side's calls adds its whole cost there; --gc {args.gc})")
+    print("garbage collector's runs of generations 0+1+2 during the counted calls, bare / instrumented (a run")
+    print(f"that frees something the SDK then rebuilds adds that rebuild to its side; --gc {args.gc})")
     print(f"{'mode':<19}{'tool':<13}" + "".join(f"{c + ' bare':>14}{'instr':>9}{'added':>8}{'×':>7}"
-                                                for c in ("caller", "process")) + f"{'gc':>12}")
+                                                for c in ("caller", "process")) + f"  {'gc':>11}")
     checks: dict[str, Any] = {}
     for mode in args.modes:
         for tool in tools:
@@ -211,7 +211,7 @@ def main() -> None:
                 continue
             cells = "".join(f"{s[c]['bare'] / 1e3:>14.1f}{s[c]['instrumented'] / 1e3:>9.1f}"
                             f"{s[c]['added'] / 1e3:>8.1f}{s[c]['ratio']:>7.3f}" for c in ("caller", "process"))
-            print(f"{mode:<19}{tool:<13}{cells}{_collections(s['gc']):>12}")
+            print(f"{mode:<19}{tool:<13}{cells}  {_collections(s['gc']):>11}")
         print()
     print("check: spendmeter's added instructions ≤ 1/3 of the lightest peer's, and ≤ 1.05× the bare call")
     for clock in ("caller", "process"):
