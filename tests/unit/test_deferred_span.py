@@ -184,3 +184,30 @@ def test_preset_ids_are_per_thread_and_otherwise_the_wrapped_generators():
     ids.preset(None)
     assert ids.generate_span_id() != 9
     assert ids.is_trace_id_random() is RandomIdGenerator().is_trace_id_random()
+
+
+def test_sinks_made_at_once_on_many_threads_share_one_id_wrapper_and_every_span_keeps_its_ids():
+    tp, exporter, _ = _provider()
+    barrier = threading.Barrier(8)
+    noted: list[tuple[int, int]] = []
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        sink, call = SpanSink(tracer_provider=tp), _call()
+        barrier.wait()
+        try:
+            sink.on_start(call)
+            context = call.span.get_span_context()
+            noted.append((context.trace_id, context.span_id))
+            sink.on_call(call)
+        except BaseException as exc:  # a DeferralBroken would land here
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted((s.context.trace_id, s.context.span_id) for s in exporter.get_finished_spans()) == sorted(noted)
+    assert len(set(noted)) == 8

@@ -28,6 +28,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
 
+_WRAPPING = threading.Lock()
 _SAMPLED = TraceFlags.SAMPLED
 _RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)  # W3C trace context level 2 (opentelemetry-api >= 1.40)
 
@@ -74,9 +75,10 @@ class Deferral:
 
     def __init__(self, tracer: Any) -> None:
         self.tracer = tracer
-        ids = tracer.id_generator
-        if not isinstance(ids, PresetIds):
-            ids = tracer.id_generator = PresetIds(ids)
+        with _WRAPPING:  # one wrapper per tracer, however many sinks or threads get here first
+            ids = tracer.id_generator
+            if not isinstance(ids, PresetIds):
+                ids = tracer.id_generator = PresetIds(ids)
         self.ids = ids
         self.sampler = tracer.sampler
         self.broken = False  # set once a start did not use the noted ids: the spans sink stops deferring
