@@ -73,7 +73,8 @@ class Accumulator(Protocol):
 
 class ProviderAdapter(Protocol):
     """`read_later`: True when `response()` may read the SDK's object on the finisher thread, after the
-    caller has it (the object is the SDK's own immutable-in-practice model, not one a library edits later)."""
+    caller has it (the object is the SDK's own immutable-in-practice model, not one a library edits later);
+    its streams' `Accumulator.facts()` then runs there too, so `observe()` may keep the chunks' objects."""
 
     operation: str
 
