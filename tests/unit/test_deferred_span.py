@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import SpanKind
 
 from spendmeter.call import Attribution, Call, Usage
-from spendmeter.sinks.deferred_span import DeferralBroken, DeferredSpan, PresetIds
+from spendmeter.sinks.deferred_span import Deferral, DeferralBroken, DeferredSpan, PresetIds
 from spendmeter.sinks.spans import SpanSink
 
 STARTED = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -211,3 +211,18 @@ def test_sinks_made_at_once_on_many_threads_share_one_id_wrapper_and_every_span_
     assert errors == []
     assert sorted((s.context.trace_id, s.context.span_id) for s in exporter.get_finished_spans()) == sorted(noted)
     assert len(set(noted)) == 8
+
+
+def test_a_span_kept_at_the_start_but_dropped_when_started_is_detected_instead_of_lost():
+    tp, exporter, _ = _provider()
+    tracer = tp.get_tracer("spendmeter-test")
+    deferral = Deferral(tracer)
+    deferred = deferral.defer("chat m")
+    assert deferred.get_span_context().trace_flags.sampled
+    tracer.sampler = sampling.ALWAYS_OFF  # a sampler that answers otherwise the second time
+    try:
+        with pytest.raises(DeferralBroken):
+            deferral.start(deferred, None)
+    finally:
+        tracer.sampler = tp.sampler
+    assert deferral.broken and exporter.get_finished_spans() == ()

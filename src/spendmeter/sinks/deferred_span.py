@@ -110,7 +110,8 @@ class Deferral:
 
     def start(self, deferred: DeferredSpan, start_ns: int | None) -> Span:
         """When the call is finished: the real span, with the deferred one's ids (a non-recording span when
-        the sampler dropped it). Raises `DeferralBroken` if the tracer did not use them."""
+        the sampler dropped it). Raises `DeferralBroken` if the tracer did not use them, or did not record a
+        span its sampler had kept at the start."""
         noted = deferred.get_span_context()
         if not noted.trace_flags.sampled:
             return deferred  # dropped at the start: nothing to record, as `start_span` would have returned
@@ -122,7 +123,7 @@ class Deferral:
         finally:
             self.ids.preset(None)
         started = span.get_span_context()
-        if (started.trace_id, started.span_id) != (noted.trace_id, noted.span_id):
+        if (started.trace_id, started.span_id) != (noted.trace_id, noted.span_id) or not span.is_recording():
             self.broken = True
-            raise DeferralBroken(span, "the tracer did not start the span with the ids its children carry")
+            raise DeferralBroken(span, "the tracer did not start the span the call's children point at")
         return span
