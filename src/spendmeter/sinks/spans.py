@@ -1,8 +1,10 @@
 """The GenAI client span of each call: attribution and cost on the span the SDK's own spans nest under.
 
-`on_start` opens a CLIENT span when the call starts; `activate` makes it current while the SDK sends the
-request (so the Anthropic SDK's own span, and any HTTP client span, become its children); `on_call` writes
-the response, usage and cost attributes and ends it. Attribute names come from `spendmeter.semconv`.
+`on_start` opens a CLIENT span when the call starts (with an SDK tracer and one of the SDK's own samplers, a
+deferred one: its ids and sampling decision now, the span itself when the call is finished, see
+`sinks.deferred_span`); `activate` makes it current while the SDK sends the request (so the Anthropic SDK's
+own span, and any HTTP client span, become its children); `on_call` writes the response, usage and cost
+attributes and ends it. Attribute names come from `spendmeter.semconv`.
 """
 
 from __future__ import annotations
