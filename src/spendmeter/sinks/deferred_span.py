@@ -31,6 +31,7 @@ from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, T
 _WRAPPING = threading.Lock()
 _SAMPLED = TraceFlags.SAMPLED
 _RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)  # W3C trace context level 2 (opentelemetry-api >= 1.40)
+_FLAGS = {bits: TraceFlags(bits) for bits in (0, _SAMPLED, _RANDOM, _SAMPLED | _RANDOM)}
 
 
 class DeferralBroken(RuntimeError):
@@ -81,6 +82,7 @@ class Deferral:
                 ids = tracer.id_generator = PresetIds(ids)
         self.ids = ids
         self.sampler = tracer.sampler
+        self.root_random = _RANDOM if ids.is_trace_id_random() else 0  # a generator's own, fixed
         self.broken = False  # set once a start did not use the noted ids: the spans sink stops deferring
 
     @staticmethod
@@ -102,9 +104,9 @@ class Deferral:
             random = parent_span.trace_flags & _RANDOM
         else:
             trace_id = ids.generate_trace_id()
-            random = _RANDOM if self.ids.is_trace_id_random() else 0
+            random = self.root_random
         decision = self.sampler.should_sample(parent, trace_id, name, SpanKind.CLIENT, None, ())
-        flags = TraceFlags((_SAMPLED if decision.decision.is_sampled() else 0) | random)
+        flags = _FLAGS[(_SAMPLED if decision.decision.is_sampled() else 0) | random]
         context = SpanContext(trace_id, ids.generate_span_id(), False, flags, decision.trace_state)
         return DeferredSpan(context, name, parent, self)
 
