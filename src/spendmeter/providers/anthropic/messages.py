@@ -32,14 +32,17 @@ from spendmeter.providers.endpoints import (
 from spendmeter.providers.fields import as_int, get, given, max_tokens_of
 
 
-def provider_of(client: Any, user_map: Mapping[str, str] | None = None) -> str:
-    """Bedrock and Vertex have SDK clients of their own (their endpoints are per region); else the endpoint."""
+def provider_of(
+    client: Any, user_map: Mapping[str, str] | None = None, parts: tuple[Any, Any, Any] | None = None
+) -> str:
+    """Bedrock and Vertex have SDK clients of their own (their endpoints are per region); else the endpoint
+    (`parts`: the client's `endpoint_parts`, when the caller has them already)."""
     name = type(client).__name__
     if "Bedrock" in name:
         return BEDROCK
     if "Vertex" in name:
         return VERTEX
-    host, port, path = endpoint_parts(client)
+    host, port, path = endpoint_parts(client) if parts is None else parts
     return identify(host, port, path, ANTHROPIC, user_map)
 
 
@@ -55,10 +58,11 @@ class MessagesAdapter:
 
     def request(self, resource: Any, kwargs: dict[str, Any], options: RequestOptions) -> RequestFacts:
         client = client_of(resource)
-        host, port, _path = endpoint_parts(client)
+        parts = endpoint_parts(client)
+        host, port, _path = parts
         model = given(kwargs.get("model"))
         facts = RequestFacts(
-            provider=provider_of(client, options.providers),
+            provider=provider_of(client, options.providers, parts),
             operation=self.operation,
             model=str(model) if model is not None else None,
             stream=bool(given(kwargs.get("stream"))),
