@@ -12,8 +12,8 @@ with the start time and parent context noted at the start, while the tracer's id
 noted ids. That id generator is the one private-ish step: the OpenTelemetry SDK's `Tracer` reads its
 `id_generator` attribute on each start, and we wrap it (`PresetIds`, which delegates whenever no ids are
 preset, so every other span of this tracer is untouched). If an SDK stops honouring it, the started span's
-ids differ from the noted ones: `start()` says so (`DeferralBroken`, after the span is complete), and the spans
-sink stops deferring. `tests/unit/test_deferred_span.py` fails first.
+ids differ from the noted ones: `start()` says so (`DeferralBroken`; the spans sink completes the span first),
+and the spans sink stops deferring. `tests/unit/test_deferred_span.py` fails first.
 
 This module imports only OpenTelemetry.
 """
@@ -30,12 +30,13 @@ from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, T
 
 _WRAPPING = threading.Lock()
 _SAMPLED = TraceFlags.SAMPLED
-_RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)  # W3C trace context level 2 (opentelemetry-api >= 1.40)
+_RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)  # W3C trace context level 2; older APIs lack it
 _FLAGS = {bits: TraceFlags(bits) for bits in (0, _SAMPLED, _RANDOM, _SAMPLED | _RANDOM)}
 
 
 class DeferralBroken(RuntimeError):
-    """The tracer started a deferred span with ids other than the noted ones (the SDK changed)."""
+    """The tracer started a deferred span with ids other than the noted ones (the SDK changed), or did not
+    record a span its sampler had kept at the call's start."""
 
 
 class DeferredSpan(NonRecordingSpan):
