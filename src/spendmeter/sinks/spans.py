@@ -106,14 +106,17 @@ class SpanSink:
         (`sinks.deferred_span`: its ids and sampling now, the span when the call is finished) when the tracer
         is the OpenTelemetry SDK's and its sampler decides on the trace id and parent alone; else a started one."""
         if call.span is None:
-            self._follow_sampler()
+            reads = self._follow_sampler()
             deferral = self._deferral
             if deferral is not None and not deferral.broken:
                 call.span = deferral.defer(_span_name(call))
             else:
-                call.span = self._start(call)
+                call.span = self._start(call, reads)
 
-    def _start(self, call: Call) -> Span:
+    def _start(self, call: Call, reads: bool | None = None) -> Span:
+        """A span started now; `reads`: whether the sampler may read attributes, if the caller knows."""
+        if reads is None:
+            reads = self._follow_sampler()
         return self._tracer.start_span(
             _span_name(call),
             kind=SpanKind.CLIENT,
@@ -122,7 +125,7 @@ class SpanSink:
             # them; the SDK's own samplers decide on the trace id and the parent alone, so with those they are
             # set with the rest when the call is finished, off the caller's thread (the OpenTelemetry SDK
             # validates each attribute it is given: about a third of a span's start).
-            attributes=_sampling_attributes(call) if self._follow_sampler() else None,
+            attributes=_sampling_attributes(call) if reads else None,
         )
 
     def _follow_sampler(self) -> bool:
