@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from spendmeter.cli import main as cli
 from spendmeter.errors import ConfigError
 from spendmeter.server.routes import Access, respond
 from spendmeter.sinks.ledger import COLUMN_NAMES, LEDGER_TABLE, SCHEMA_VERSION, TABLE
+from spendmeter.storage.schema import micros
 from spendmeter.testing import CollectingSink, FlushingSpanExporter
 from spendmeter.testing.scenarios import LOCAL_PROVIDERS
 
@@ -183,7 +185,8 @@ def test_a_version_1_ledger_is_migrated_and_keeps_its_rows(run, oai, tmp_path: P
     path = tmp_path / "ledger.db"
     v1_columns = LEDGER_TABLE.columns[: COLUMN_NAMES.index("tags")]  # before version 2 added `tags`
     with sqlite3.connect(path) as conn:  # the table as spendmeter 0.1 (schema version 1) created it
-        cols = ", ".join(c.render("sqlite") for c in v1_columns)
+        cols = ", ".join(c.render("sqlite").replace(" INTEGER", " TEXT") if c.type == "timestamp"
+                         else c.render("sqlite") for c in v1_columns)  # ISO text timestamps until version 4
         conn.execute(f"CREATE TABLE {TABLE} (id INTEGER PRIMARY KEY AUTOINCREMENT, {cols})")
         conn.execute("CREATE TABLE spendmeter_schema_version (component TEXT NOT NULL, version INTEGER NOT NULL, "
                      "PRIMARY KEY (component))")
@@ -203,6 +206,8 @@ def test_a_version_1_ledger_is_migrated_and_keeps_its_rows(run, oai, tmp_path: P
         assert version.fetchone() == (SCHEMA_VERSION,)
         assert [r[1] for r in conn.execute(f"PRAGMA table_info({TABLE})")][1:] == list(COLUMN_NAMES)
         rows = dict(conn.execute(f"SELECT user_id, tags FROM {TABLE}").fetchall())
+        old_start = conn.execute(f"SELECT started_at, typeof(started_at) FROM {TABLE} WHERE user_id = 'old-user'")
+        assert old_start.fetchone() == (micros(datetime(2026, 1, 5, 10, tzinfo=UTC)), "integer")
     assert rows == {"old-user": None, "new-user": '{"team":"payments"}'}
     src = LedgerSource.open(got["ledger"])
     assert {g.key["team"]: g.totals.calls for g in by_tag(src, "team")} == {"payments": 1, "unknown": 1}

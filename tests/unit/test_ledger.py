@@ -81,7 +81,8 @@ def test_costs_round_trip_exactly_and_sum_to_the_decimal_total(tmp_path):
     assert (first["usage_source"], first["status"], first["end_reason"], first["stream"]) == (
         "reported", "ok", "completed", 0,
     )  # fmt: skip
-    assert datetime.fromisoformat(first["started_at"]) == T0
+    assert first["started_at"] == (T0 - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)  # µs, UTC
+    assert first["ended_at"] - first["started_at"] == 250_000
     assert first["cost_source"] == "genai-prices 0.0.test" and first["unpriced_reason"] is None
 
 

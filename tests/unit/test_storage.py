@@ -16,6 +16,7 @@ import pytest
 from spendmeter import _contain
 from spendmeter.errors import ConfigError
 from spendmeter.storage import BatchWriter, Column, Component, SQLiteDatabase, Table, parse_target, render
+from spendmeter.storage.schema import VERSION_TABLE, IntegerTimestamps, from_micros, micros
 
 
 class Recorder:
@@ -203,7 +204,7 @@ THINGS_V1 = Component("things", 1, (THINGS,), lock_id=1, config_key="things_db")
 def test_one_definition_renders_both_dialects() -> None:
     sqlite_sql, pg_sql = THINGS.create("sqlite"), THINGS.create("postgresql")
     assert sqlite_sql[0] == (
-        "CREATE TABLE IF NOT EXISTS things (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, name TEXT, "
+        "CREATE TABLE IF NOT EXISTS things (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, name TEXT, "
         "n INTEGER NOT NULL, ok INTEGER NOT NULL, usd TEXT, secs REAL)"
     )
     assert pg_sql[0] == (
@@ -225,11 +226,54 @@ def test_sqlite_keeps_decimals_and_timestamps_exact(tmp_path: Path) -> None:
     assert adapt is not None and THINGS.adapter("postgresql") is None
     at = datetime(2025, 6, 1, 11, 30, tzinfo=timezone(timedelta(hours=2)))
     db.executemany(THINGS.insert("sqlite"), [adapt((at, "a", 2**40, True, Decimal("1E-9"), 0.5))])
-    assert db.query("SELECT at, n, ok, usd FROM things") == [
-        ("2025-06-01T09:30:00.000000+00:00", 2**40, 1, "0.000000001")
+    assert db.query("SELECT at, typeof(at), n, ok, usd FROM things") == [
+        (1748770200000000, "integer", 2**40, 1, "0.000000001")  # 09:30 UTC, in microseconds
     ]
-    assert datetime.fromisoformat(db.query("SELECT at FROM things")[0][0]) == at.astimezone(UTC)
+    assert from_micros(db.query("SELECT at FROM things")[0][0]) == at.astimezone(UTC)
     db.close()
+
+
+# ISO text as schema versions before integer timestamps wrote it, and a few spellings SQLite's date functions
+# also read; each with the instant it means.
+OLD_STAMPS = [
+    ("2025-06-01T09:30:00.123456+00:00", datetime(2025, 6, 1, 9, 30, 0, 123456, tzinfo=UTC)),
+    ("2025-06-01T09:30:00.000000+00:00", datetime(2025, 6, 1, 9, 30, tzinfo=UTC)),
+    ("2025-06-01T23:59:59.999999+00:00", datetime(2025, 6, 1, 23, 59, 59, 999999, tzinfo=UTC)),
+    ("1969-12-31T23:59:59.999999+00:00", datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+    ("2025-06-01T11:30:00.000001+02:00", datetime(2025, 6, 1, 9, 30, 0, 1, tzinfo=UTC)),
+    ("2025-06-01T09:30:00+00:00", datetime(2025, 6, 1, 9, 30, tzinfo=UTC)),
+    ("2025-06-01T09:30:00Z", datetime(2025, 6, 1, 9, 30, tzinfo=UTC)),
+]
+
+
+def test_a_table_of_iso_text_timestamps_is_rebuilt_with_integers(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    conn = sqlite3.connect(path)
+    old = THINGS.create("sqlite")
+    for sql in old:
+        conn.execute(sql.replace("at INTEGER", "at TEXT"))  # the table as version 1 created it
+    conn.execute(f"CREATE TABLE {VERSION_TABLE.name} (component TEXT NOT NULL, version INTEGER NOT NULL, "
+                 "PRIMARY KEY (component))")  # fmt: skip
+    conn.execute(f"INSERT INTO {VERSION_TABLE.name} VALUES ('things', 1)")
+    for i, (text, _) in enumerate(OLD_STAMPS):
+        conn.execute("INSERT INTO things (id, at, name, n, ok, usd, secs) VALUES (?, ?, ?, ?, 1, '0.1', NULL)",
+                     (10 + i, text, f"n{i}", i))  # fmt: skip
+    conn.commit()
+    conn.close()
+    v2 = Component("things", 2, (THINGS,), lock_id=1, config_key="things_db",
+                   migrations=((2, (IntegerTimestamps(THINGS),)),))  # fmt: skip
+    db = SQLiteDatabase(parse_target(path, key="things_db"), key="things_db")
+    db.ensure(v2)
+    db.ensure(v2)  # once only
+    got = db.query("SELECT id, at, typeof(at), name, n, usd FROM things ORDER BY id")
+    assert got == [(10 + i, micros(when), "integer", f"n{i}", i, "0.1") for i, (_, when) in enumerate(OLD_STAMPS)]
+    assert db.query("SELECT version FROM spendmeter_schema_version WHERE component = 'things'") == [(2,)]
+    assert ("at", "INTEGER") in [(r[1], r[2]) for r in db.query("PRAGMA table_info(things)")]
+    assert [r[1] for r in db.query("PRAGMA index_list(things)")] == ["things_by_name"]
+    db.executemany(THINGS.insert("sqlite"), [THINGS.adapter("sqlite")((OLD_STAMPS[0][1], "new", 1, True, None, None))])
+    assert db.query("SELECT id, typeof(at) FROM things WHERE name = 'new'") == [(10 + len(OLD_STAMPS), "integer")]
+    db.close()
+    assert IntegerTimestamps(THINGS).statements("postgresql") == []
 
 
 def test_versions_are_recorded_per_component_and_a_newer_one_is_refused(tmp_path: Path) -> None:

@@ -21,12 +21,17 @@ from decimal import Context, Decimal
 from typing import Any
 
 from spendmeter.storage import Database, Target, open_database, parse_target, render
+from spendmeter.storage.schema import from_micros, micros
 
 TABLE = "spendmeter_ledger"
 ENABLE_HINT = (
     "enable the ledger with spendmeter.init(ledger='sqlite:///spendmeter-ledger.db') or "
     "SPENDMETER_LEDGER=sqlite:///spendmeter-ledger.db (or a postgresql:// DSN)"
 )
+# The UTC day of `started_at` (integer microseconds) on SQLite: the seconds floored (SQLite's `/` truncates
+# toward zero), then date(). A float division would put a day's last half millisecond in the next day: SQLite's
+# date functions keep milliseconds, rounded.
+_SQLITE_DAY = "date((started_at - (started_at % 1000000 + 1000000) % 1000000) / 1000000, 'unixepoch')"
 _WIDE = Context(prec=60)  # sums of ~1e9 rows at 1e-12 USD resolution stay exact
 
 
@@ -58,10 +63,12 @@ def to_decimal(value: Any) -> Decimal:
 
 
 def to_datetime(value: Any) -> datetime | None:
-    """A timestamp cell (datetime from PostgreSQL, ISO text from SQLite) as an aware UTC datetime."""
+    """A timestamp cell (datetime from PostgreSQL, integer microseconds from SQLite) as an aware UTC datetime."""
     if value is None:
         return None
-    if isinstance(value, str):
+    if isinstance(value, int):
+        return from_micros(value)
+    if isinstance(value, str):  # not written since schema 4; kept for a hand-made row
         value = datetime.fromisoformat(value)
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
@@ -94,17 +101,16 @@ class LedgerSource:
         """`text` written with `?` placeholders, `$DSUM(` for exact money sums and `$DAY` for the UTC day
         (YYYY-MM-DD) of `started_at`, for this dialect."""
         if self.dialect == "sqlite":
-            text = text.replace("$DSUM(", "dsum(").replace("$DAY", "substr(started_at, 1, 10)")
+            text = text.replace("$DSUM(", "dsum(").replace("$DAY", _SQLITE_DAY)
         else:
             day = "to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
             text = text.replace("$DSUM(", "SUM(").replace("$DAY", day)
         return render(text, self.dialect)  # type: ignore[arg-type]
 
     def stamp(self, when: datetime) -> Any:
-        """A timestamp parameter compared with `started_at`: SQLite stores ISO text (always microseconds,
-        UTC offset), which sorts as text only against text written the same way."""
+        """A timestamp parameter compared with `started_at`: SQLite stores integer microseconds since the epoch."""
         when = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
-        return when.isoformat(timespec="microseconds") if self.dialect == "sqlite" else when
+        return micros(when) if self.dialect == "sqlite" else when
 
     def query(self, text: str, params: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run `text` (see `sql()`); a missing table becomes `LedgerUnavailable`."""

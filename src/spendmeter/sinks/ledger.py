@@ -26,10 +26,11 @@ from spendmeter.storage import BatchWriter, Column, Component, Database, Table, 
 from spendmeter.storage.rows import MAX_TEXT as MAX_TEXT  # re-exported: where the ledger's limits were defined
 from spendmeter.storage.rows import encoder
 from spendmeter.storage.rows import storable_row as storable_row
-from spendmeter.storage.schema import AddColumn
+from spendmeter.storage.schema import AddColumn, IntegerTimestamps
 
-SCHEMA_VERSION = 3  # 2: the `tags` column (attribute(team=...)); 3: tool fees, list price, tool uses. An older
-# ledger gains the newer columns when opened (NULL in its old rows).
+SCHEMA_VERSION = 4  # 2: the `tags` column (attribute(team=...)); 3: tool fees, list price, tool uses; 4: SQLite
+# timestamps as integer microseconds (were ISO text). An older ledger is migrated when opened: it gains the newer
+# columns (NULL in its old rows), and a SQLite one is rebuilt once with integer timestamps.
 TABLE = "spendmeter_ledger"
 log = logging.getLogger("spendmeter")
 
@@ -44,7 +45,7 @@ _V3 = (
 LEDGER_TABLE = Table(
     TABLE,
     (
-        Column("started_at", "timestamp", not_null=True),  # SQLite: ISO-8601 UTC, sorts as text
+        Column("started_at", "timestamp", not_null=True),  # SQLite: microseconds since 1970-01-01 UTC
         Column("ended_at", "timestamp"),
         Column("duration_s", "float"),
         Column("service", "text"),
@@ -94,7 +95,8 @@ LEDGER_TABLE = Table(
     ),
 )
 COLUMN_NAMES = LEDGER_TABLE.column_names
-MIGRATIONS = ((2, (AddColumn(TABLE, Column("tags", "text")),)), (3, tuple(AddColumn(TABLE, c) for c in _V3)))
+MIGRATIONS = ((2, (AddColumn(TABLE, Column("tags", "text")),)), (3, tuple(AddColumn(TABLE, c) for c in _V3)),
+              (4, (IntegerTimestamps(LEDGER_TABLE),)))  # fmt: skip
 LEDGER = Component("ledger", SCHEMA_VERSION, (LEDGER_TABLE,), lock_id=0x4C4544474552, config_key="ledger",  # "LEDGER"
                    migrations=MIGRATIONS)
 BULK = True  # SQLite tuned for large batches (spendmeter.storage.sqlite.BULK_*)

@@ -3,7 +3,7 @@
 `storable_row(row)`: the row with every value a database accepts (NUL bytes as U+FFFD, text cut at
 `MAX_TEXT` with a marker, integers clamped to a BIGINT). `encoder(table, dialect)` returns
 `encode(rows) -> params` (an iterator), the batch as written: each row made storable, then, for SQLite,
-adapted (`Table.adapter`: decimals and timestamps as text) and made cheap to bind:
+adapted (`Table.adapter`: decimals as text, timestamps as integer microseconds) and made cheap to bind:
 
 - `None` is bound as a float NaN, which SQLite stores as NULL (checked once per process against the SQLite
   library in use; `None` is kept if it does not). Python's sqlite3 sends `None` and `bool` through its
@@ -21,11 +21,11 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from spendmeter.storage.schema import Dialect, Row, Table
+from spendmeter.storage.schema import EPOCH, MICROSECOND, Dialect, Row, Table
 
 MAX_TEXT = 4096  # longer text (a 10 KB user id, a huge error type) is cut, with a marker: no row refused for it
 BIGINT = 2**63 - 1
@@ -75,42 +75,12 @@ def sqlite_null() -> Any:
     return _null
 
 
-def utc_text(value: datetime) -> str:
-    """A UTC `datetime` as `Table.adapter` writes it (`isoformat(timespec="microseconds")`), ~2.5x faster."""
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%06d+00:00" % (  # noqa: UP031 - the fastest spelling
-        value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond,
-    )  # fmt: skip
-
-
 class _Other(Exception):
     """A value the compiled path does not handle: the row takes the general path."""
 
 
 def _other() -> Any:
     raise _Other
-
-
-_MINUTE = timedelta(minutes=1)
-# The minute of the last timestamp written, [start, end) and its text: a batch's timestamps mostly share one,
-# so only seconds and microseconds are formatted (~2x faster). One tuple, replaced whole: threads never mix two.
-_minute: tuple[datetime, datetime, str] = (datetime.max.replace(tzinfo=UTC), datetime.min.replace(tzinfo=UTC), "")
-
-
-def _timestamp(value: datetime) -> str:
-    global _minute
-    if value.__class__ is not datetime:
-        raise _Other
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    start, end, prefix = _minute
-    if not start <= value < end:
-        start = value.replace(second=0, microsecond=0)
-        prefix = utc_text(start)[:17]  # YYYY-MM-DDTHH:MM:
-        try:
-            _minute = (start, start + _MINUTE, prefix)
-        except OverflowError:  # the last minute of year 9999
-            return utc_text(value)
-    return "%s%02d.%06d+00:00" % (prefix, value.second, value.microsecond)  # noqa: UP031
 
 
 # Per portable column type: (SQLite: the value bound; PostgreSQL: the value's test). {v} is the value, N what
@@ -124,7 +94,8 @@ _SQLITE = {
     # str() is plain notation unless it says otherwise ("1.5E-7"): then format(v, "f"), as the adapter does
     "decimal": '(s if "E" not in (s := str({v})) else format({v}, "f")) if {v}.__class__ is D else N if {v} is None '
     "else O()",
-    "timestamp": "N if {v} is None else T({v})",
+    # an aware datetime in any zone; a naive one raises TypeError here (the general path: local time, as astimezone)
+    "timestamp": "({v} - E) // U if {v}.__class__ is datetime else N if {v} is None else O()",
 }
 _POSTGRES = {
     "text": "{v}.__class__ is str or {v} is None",
@@ -154,7 +125,7 @@ def _compile(table: Table, dialect: Dialect) -> Callable[[Row], Sequence[Any]]:
         body = f"    if not ({' and '.join(f'({e})' for e in exprs)}):\n        O()\n{text_check}    return r\n"
     source = f"def encode_row(r):\n    {', '.join(names)}, = r\n{body}"
     scope: dict[str, Any] = {"N": sqlite_null() if dialect == "sqlite" else None, "B": BIGINT, "M": MAX_TEXT,
-                             "D": Decimal, "T": _timestamp, "O": _other, "datetime": datetime}  # fmt: skip
+                             "D": Decimal, "E": EPOCH, "U": MICROSECOND, "O": _other, "datetime": datetime}  # fmt: skip
     exec(compile(source, f"<spendmeter.storage.rows: {table.name} {dialect}>", "exec"), scope)
     return scope["encode_row"]  # type: ignore[no-any-return]
 

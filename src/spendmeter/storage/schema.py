@@ -12,20 +12,21 @@ dialects are written with `?` placeholders and rendered by `render()`.
 | bool | INTEGER 0/1 | BOOLEAN |
 | float | REAL | DOUBLE PRECISION |
 | decimal | TEXT, plain notation (`0.00000015`, exact) | NUMERIC |
-| timestamp | TEXT, ISO-8601 UTC (sorts as text) | TIMESTAMPTZ |
+| timestamp | INTEGER, microseconds since 1970-01-01 UTC | TIMESTAMPTZ |
 
 Each component that owns tables (`ledger`, `spend`) has a row in `spendmeter_schema_version`. Opening a database
 whose row is newer than this spendmeter understands is refused with a `ConfigError`: an old writer must not
 write rows a newer schema reads differently. An older row is migrated in the same transaction: each
-`Component.migrations` step above the recorded version runs (e.g. `AddColumn`: rows written before read NULL
-there), then the row records the new version.
+`Component.migrations` step above the recorded version runs (`AddColumn`: rows written before read NULL
+there; `IntegerTimestamps`: a SQLite table rebuilt with the ISO text of older versions as integers), then the
+row records the new version.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
@@ -41,9 +42,20 @@ _TYPES: dict[str, tuple[str, str]] = {  # portable type -> (SQLite, PostgreSQL)
     "bool": ("INTEGER", "BOOLEAN"),
     "float": ("REAL", "DOUBLE PRECISION"),
     "decimal": ("TEXT", "NUMERIC"),
-    "timestamp": ("TEXT", "TIMESTAMPTZ"),
+    "timestamp": ("INTEGER", "TIMESTAMPTZ"),  # SQLite: schema versions before the ledger's 4 wrote ISO-8601 text
 }
 _SURROGATE_ID = ("id INTEGER PRIMARY KEY AUTOINCREMENT", "id BIGSERIAL PRIMARY KEY")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(value: datetime) -> int:
+    """An aware `datetime` as SQLite stores it: whole microseconds since 1970-01-01 UTC, exactly."""
+    return (value - EPOCH) // MICROSECOND
+
+
+def from_micros(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=value)
 
 
 def _pick(pair: tuple[str, str], dialect: Dialect) -> str:
@@ -96,9 +108,10 @@ class Table:
         return render(f"INSERT INTO {self.name} ({', '.join(self.column_names)}) VALUES ({marks})", dialect)
 
     def adapter(self, dialect: Dialect) -> Callable[[Row], Sequence[Any]] | None:
-        """Row -> parameters the driver stores exactly: SQLite has no decimal or timestamp type, so those become
-        text (decimals in plain notation, never `1E-9`; timestamps ISO-8601 in UTC, microseconds always
-        written, so they sort as text). None when rows go as they are (PostgreSQL, or no such columns)."""
+        """Row -> parameters the driver stores exactly: SQLite has no decimal or timestamp type, so decimals
+        become text in plain notation (never `1E-9`) and timestamps integer microseconds since 1970-01-01 UTC
+        (`micros()`: exact, and half the size of ISO text in the row and in every index that holds one). None
+        when rows go as they are (PostgreSQL, or no such columns)."""
         if dialect != "sqlite":
             return None
         decimals = tuple(i for i, c in enumerate(self.columns) if c.type == "decimal")
@@ -116,10 +129,7 @@ class Table:
             for i in stamps:
                 value = out[i]
                 if isinstance(value, datetime):
-                    if value.tzinfo is not UTC:  # the recorder's are UTC already
-                        value = value.astimezone(UTC)
-                    # isoformat() writes microseconds unless they are 0; asking for them explicitly is slower
-                    out[i] = value.isoformat() if value.microsecond else value.isoformat(timespec="microseconds")
+                    out[i] = (value.astimezone(UTC) - EPOCH) // MICROSECOND
             return out
 
         return adapt
@@ -135,7 +145,7 @@ class Component:
     lock_id: int  # PostgreSQL advisory lock: serialises creation between processes starting together
     config_key: str  # the setting that names the database, for error messages
     # (version, steps): what brings tables of version - 1 to `version`, in ascending order
-    migrations: tuple[tuple[int, tuple[AddColumn, ...]], ...] = ()
+    migrations: tuple[tuple[int, tuple[Step, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +155,49 @@ class AddColumn:
     table: str
     column: Column
 
-    def sql(self, dialect: Dialect) -> str:
-        return f"ALTER TABLE {self.table} ADD COLUMN {self.column.render(dialect)}"
+    def statements(self, dialect: Dialect) -> list[str]:
+        return [f"ALTER TABLE {self.table} ADD COLUMN {self.column.render(dialect)}"]
+
+
+def _iso_to_micros(column: str) -> str:
+    """SQL: the ISO-8601 text older versions wrote (`2026-03-01T12:00:00.123456+00:00`) as `micros()`; any
+    other value (an integer already) as it is. strftime('%s') truncates toward zero, so the whole seconds are
+    read without the fraction and the fraction is added on its own."""
+    c = column
+    dot = f"substr({c}, 20, 1) = '.'"
+    zone = f"CASE WHEN {dot} THEN substr({c}, 27) ELSE substr({c}, 20) END"  # '+00:00' (or '' / 'Z')
+    seconds = f"CAST(strftime('%s', substr({c}, 1, 19) || {zone}) AS INTEGER)"
+    fraction = f"CASE WHEN {dot} THEN CAST(substr({c}, 21, 6) AS INTEGER) ELSE 0 END"
+    return f"CASE WHEN typeof({c}) = 'text' THEN {seconds} * 1000000 + {fraction} ELSE {c} END"
+
+
+@dataclass(frozen=True, slots=True)
+class IntegerTimestamps:
+    """A migration step, SQLite only: `table` rebuilt with its timestamp columns declared INTEGER and their ISO
+    text converted to `micros()` (SQLite cannot change a column's type in place, and a TEXT column would store
+    integers as text). Ids, every other value and the indexes are kept. Nothing to do on PostgreSQL, whose
+    columns are TIMESTAMPTZ."""
+
+    table: Table  # as it is after the step
+
+    def statements(self, dialect: Dialect) -> list[str]:
+        if dialect != "sqlite":
+            return []
+        t, new = self.table, f"{self.table.name}_rebuilt"
+        values = [_iso_to_micros(c.name) if c.type == "timestamp" else c.name for c in t.columns]
+        columns = ("id", *t.column_names) if not t.primary_key else t.column_names
+        values = ["id", *values] if not t.primary_key else values
+        create, *indexes = t.create(dialect)
+        return [
+            create.replace(f"CREATE TABLE IF NOT EXISTS {t.name} (", f"CREATE TABLE {new} (", 1),
+            f"INSERT INTO {new} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {t.name}",
+            f"DROP TABLE {t.name}",  # its indexes with it
+            f"ALTER TABLE {new} RENAME TO {t.name}",
+            *indexes,
+        ]
+
+
+Step = AddColumn | IntegerTimestamps
 
 
 VERSION_TABLE = Table(
@@ -185,7 +236,8 @@ def ensure(conn: Executes, dialect: Dialect, component: Component, *, where: str
         for version, steps in component.migrations:
             if int(found[0]) < version <= component.version:
                 for step in steps:
-                    conn.execute(step.sql(dialect))
+                    for sql in step.statements(dialect):
+                        conn.execute(sql)
         conn.execute(
             render(f"UPDATE {VERSION_TABLE.name} SET version = ? WHERE component = ?", dialect),
             (component.version, component.name),
