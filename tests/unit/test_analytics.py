@@ -5,6 +5,7 @@ window checked against sums computed here from the same hand-made calls, to the 
 
 from __future__ import annotations
 
+import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,8 @@ from spendmeter.analytics import LedgerSource, LedgerUnavailable, Window, calls,
 from spendmeter.analytics.periods import BadInput, window
 from spendmeter.analytics.views import money
 from spendmeter.call import Attribution, Call, Cost, Unpriced, Usage
-from spendmeter.sinks.ledger import LedgerSink
+from spendmeter.sinks.ledger import COLUMN_NAMES, LEDGER_TABLE, TABLE, LedgerSink, open_backend
+from spendmeter.storage.schema import from_micros
 
 T0 = datetime(2025, 6, 1, 22, 0, tzinfo=UTC)  # the calls straddle UTC midnights
 USERS = ("alice", "bob", "carol", None)
@@ -133,6 +135,40 @@ def sqlite_ledger(tmp_path: Path) -> Iterator[tuple[LedgerSource, list[Call]]]:
 
 def test_every_grouping_is_exact_on_sqlite(sqlite_ledger: tuple[LedgerSource, list[Call]]) -> None:
     check_all(*sqlite_ledger)
+
+
+def as_schema_3(path: Path) -> None:
+    """The ledger at `path` as spendmeter wrote it before schema 4: TEXT columns of ISO-8601 timestamps."""
+    conn = sqlite3.connect(path)
+    create, *indexes = LEDGER_TABLE.create("sqlite")
+    rows = conn.execute(f"SELECT id, {', '.join(COLUMN_NAMES)} FROM {TABLE}").fetchall()
+    conn.execute(f"DROP TABLE {TABLE}")
+    conn.execute(create.replace("_at INTEGER", "_at TEXT"))
+    stamps = [1 + COLUMN_NAMES.index(c) for c in ("started_at", "ended_at")]
+    for row in rows:
+        values = [from_micros(v).isoformat(timespec="microseconds") if i in stamps and v is not None else v
+                  for i, v in enumerate(row)]  # fmt: skip
+        conn.execute(f"INSERT INTO {TABLE} (id, {', '.join(COLUMN_NAMES)}) VALUES ({', '.join('?' * len(row))})",
+                     values)  # fmt: skip
+    for sql in indexes:
+        conn.execute(sql)
+    conn.execute("UPDATE spendmeter_schema_version SET version = 3 WHERE component = 'ledger'")
+    conn.commit()
+    conn.close()
+
+
+def test_a_schema_3_ledger_reads_the_same_before_and_after_its_rebuild(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    data = make_calls()
+    write_ledger(f"sqlite:///{path}", data)
+    as_schema_3(path)
+    src = LedgerSource.open(f"sqlite:///{path}")
+    assert src.query("SELECT DISTINCT typeof(started_at) FROM spendmeter_ledger") == [("text",)]
+    check_all(src, data)  # read as ISO text, by a reader newer than the file
+    open_backend(f"sqlite:///{path}").close()  # a writer opens it: rebuilt with integers
+    assert src.query("SELECT DISTINCT typeof(started_at) FROM spendmeter_ledger") == [("integer",)]
+    check_all(src, data)
+    src.close()
 
 
 def test_a_missing_ledger_says_how_to_enable_one(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ ENABLE_HINT = (
 # The UTC day of `started_at` (integer microseconds) on SQLite: the seconds floored (SQLite's `/` truncates
 # toward zero), then date(). A float division would put a day's last half millisecond in the next day: SQLite's
 # date functions keep milliseconds, rounded.
+INTEGER_TIMESTAMPS = 4  # the ledger schema from which SQLite stores timestamps as integer microseconds
 _SQLITE_DAY = "date((started_at - (started_at % 1000000 + 1000000) % 1000000) / 1000000, 'unixepoch')"
 _WIDE = Context(prec=60)  # sums of ~1e9 rows at 1e-12 USD resolution stay exact
 
@@ -73,6 +74,19 @@ def to_datetime(value: Any) -> datetime | None:
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _iso_text(conn: sqlite3.Connection) -> bool:
+    """Whether this SQLite ledger stores timestamps as ISO-8601 text (schema 3 or older, not yet rebuilt)."""
+    try:
+        row = conn.execute("SELECT version FROM spendmeter_schema_version WHERE component = 'ledger'").fetchone()
+    except sqlite3.OperationalError:  # no version table: no ledger either (the query says so)
+        return False
+    return row is not None and int(row[0]) < INTEGER_TIMESTAMPS
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="microseconds")  # as schema 3 wrote them
+
+
 class LedgerSource:
     """Read-only access to one ledger. `LedgerSource.open(target)` connects (a bad target: `ConfigError`)."""
 
@@ -97,27 +111,28 @@ class LedgerSource:
         return f"LedgerSource({self.target.redacted!r})"
 
     # -- SQL ----------------------------------------------------------------------------------------
-    def sql(self, text: str) -> str:
+    def sql(self, text: str, *, iso_text: bool = False) -> str:
         """`text` written with `?` placeholders, `$DSUM(` for exact money sums and `$DAY` for the UTC day
-        (YYYY-MM-DD) of `started_at`, for this dialect."""
+        (YYYY-MM-DD) of `started_at`, for this dialect. `iso_text`: a SQLite ledger of schema 3 or older,
+        whose timestamps are ISO-8601 text."""
         if self.dialect == "sqlite":
-            text = text.replace("$DSUM(", "dsum(").replace("$DAY", _SQLITE_DAY)
+            day = "substr(started_at, 1, 10)" if iso_text else _SQLITE_DAY
+            text = text.replace("$DSUM(", "dsum(").replace("$DAY", day)
         else:
             day = "to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
             text = text.replace("$DSUM(", "SUM(").replace("$DAY", day)
         return render(text, self.dialect)  # type: ignore[arg-type]
 
-    def stamp(self, when: datetime) -> Any:
-        """A timestamp parameter compared with `started_at`: SQLite stores integer microseconds since the epoch."""
-        when = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
-        return micros(when) if self.dialect == "sqlite" else when
+    def stamp(self, when: datetime) -> datetime:
+        """A timestamp parameter compared with `started_at` (a naive one is UTC). On SQLite, `query()` binds it
+        as the ledger stores it: integer microseconds, or ISO text in a ledger older than schema 4."""
+        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
 
     def query(self, text: str, params: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run `text` (see `sql()`); a missing table becomes `LedgerUnavailable`."""
-        statement = self.sql(text)
         if self._db is not None:
             try:
-                return self._db.query(statement, params)
+                return self._db.query(self.sql(text), params)
             except Exception as exc:
                 if type(exc).__name__ == "UndefinedTable":  # psycopg.errors.UndefinedTable; psycopg is optional
                     raise LedgerUnavailable(self._no_table()) from None
@@ -127,7 +142,10 @@ class LedgerSource:
         try:
             conn.execute("PRAGMA query_only = ON")
             conn.create_aggregate("dsum", 1, _DecimalSum)  # type: ignore[arg-type]
-            return conn.execute(statement, params).fetchall()
+            # Asked on every query: a ledger still at schema 3 is rebuilt when a writer opens it.
+            iso = _iso_text(conn)
+            bound = [(_iso(p) if iso else micros(p)) if isinstance(p, datetime) else p for p in params]
+            return conn.execute(self.sql(text, iso_text=iso), bound).fetchall()
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 raise LedgerUnavailable(self._no_table()) from None

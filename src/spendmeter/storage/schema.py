@@ -24,6 +24,8 @@ row records the new version.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,6 +33,8 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 from spendmeter.errors import ConfigError
+
+log = logging.getLogger("spendmeter")
 
 Dialect = Literal["sqlite", "postgresql"]
 Row = tuple[Any, ...]
@@ -232,7 +236,10 @@ def ensure(conn: Executes, dialect: Dialect, component: Component, *, where: str
         )
     elif int(found[0]) < component.version:
         # Serialised like creation (BEGIN IMMEDIATE on SQLite, the advisory lock on PostgreSQL): one process
-        # migrates, the others then find the new version.
+        # migrates, the others then find the new version. A rebuild takes a while on a big table: say so.
+        log.warning("spendmeter: upgrading the %s tables in %s from schema %s to %s", component.name, where,
+                    found[0], component.version)  # fmt: skip
+        started = time.monotonic()
         for version, steps in component.migrations:
             if int(found[0]) < version <= component.version:
                 for step in steps:
@@ -242,6 +249,7 @@ def ensure(conn: Executes, dialect: Dialect, component: Component, *, where: str
             render(f"UPDATE {VERSION_TABLE.name} SET version = ? WHERE component = ?", dialect),
             (component.version, component.name),
         )
+        log.info("spendmeter: %s tables upgraded in %.1f s", component.name, time.monotonic() - started)
     elif int(found[0]) > component.version:
         raise ConfigError(
             f"the {component.name} tables in {where} have schema version {found[0]}, newer than this spendmeter "
