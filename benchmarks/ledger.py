@@ -44,6 +44,7 @@ import _postgres
 from spendmeter.call import Attribution, Call, Cost, Usage
 from spendmeter.sinks.ledger import LEDGER_TABLE, TABLE, LedgerSink
 from spendmeter.storage.rows import encoder
+from spendmeter.storage.schema import micros
 from spendmeter.storage.sqlite import connect, transaction
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -115,14 +116,14 @@ def sqlalchemy_core(rows: list[tuple[Any, ...]], where: str, batch_size: int) ->
         def process_bind_param(self, value: Any, dialect: Any) -> Any:
             return None if value is None else format(value, "f")
 
-    class UtcText(sa.types.TypeDecorator):
-        impl, cache_ok = sa.Text, True
+    class UtcMicros(sa.types.TypeDecorator):  # what our SQLite timestamps are: integer microseconds, UTC
+        impl, cache_ok = sa.Integer, True
 
         def process_bind_param(self, value: Any, dialect: Any) -> Any:
-            return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
+            return None if value is None else micros(value)
 
     types = {"text": sa.Text, "int": sa.Integer, "bigint": sa.BigInteger, "bool": sa.Boolean, "float": sa.Float,
-             "decimal": ExactDecimal, "timestamp": UtcText}  # fmt: skip
+             "decimal": ExactDecimal, "timestamp": UtcMicros}  # fmt: skip
     meta = sa.MetaData()
     table = sa.Table(
         LEDGER_TABLE.name,
