@@ -28,10 +28,10 @@ ENABLE_HINT = (
     "enable the ledger with spendmeter.init(ledger='sqlite:///spendmeter-ledger.db') or "
     "SPENDMETER_LEDGER=sqlite:///spendmeter-ledger.db (or a postgresql:// DSN)"
 )
+INTEGER_TIMESTAMPS = 4  # the ledger schema from which SQLite stores timestamps as integer microseconds
 # The UTC day of `started_at` (integer microseconds) on SQLite: the seconds floored (SQLite's `/` truncates
 # toward zero), then date(). A float division would put a day's last half millisecond in the next day: SQLite's
 # date functions keep milliseconds, rounded.
-INTEGER_TIMESTAMPS = 4  # the ledger schema from which SQLite stores timestamps as integer microseconds
 _SQLITE_DAY = "date((started_at - (started_at % 1000000 + 1000000) % 1000000) / 1000000, 'unixepoch')"
 _WIDE = Context(prec=60)  # sums of ~1e9 rows at 1e-12 USD resolution stay exact
 
@@ -83,8 +83,10 @@ def _iso_text(conn: sqlite3.Connection) -> bool:
     return row is not None and int(row[0]) < INTEGER_TIMESTAMPS
 
 
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat(timespec="microseconds")  # as schema 3 wrote them
+def _sqlite_stamp(when: datetime, iso_text: bool) -> int | str:
+    """A timestamp parameter (a naive one is UTC) as this SQLite ledger stores them."""
+    when = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    return when.isoformat(timespec="microseconds") if iso_text else micros(when)  # schema 3: ISO text
 
 
 class LedgerSource:
@@ -144,7 +146,7 @@ class LedgerSource:
             conn.create_aggregate("dsum", 1, _DecimalSum)  # type: ignore[arg-type]
             # Asked on every query: a ledger still at schema 3 is rebuilt when a writer opens it.
             iso = _iso_text(conn)
-            bound = [(_iso(p) if iso else micros(p)) if isinstance(p, datetime) else p for p in params]
+            bound = [_sqlite_stamp(p, iso) if isinstance(p, datetime) else p for p in params]
             return conn.execute(self.sql(text, iso_text=iso), bound).fetchall()
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
