@@ -276,6 +276,29 @@ def test_a_table_of_iso_text_timestamps_is_rebuilt_with_integers(tmp_path: Path)
     assert IntegerTimestamps(THINGS).statements("postgresql") == []
 
 
+def test_a_rebuild_that_fails_leaves_the_old_table_and_version_whole(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    conn = sqlite3.connect(path)
+    for sql in THINGS.create("sqlite"):
+        conn.execute(sql.replace("at INTEGER", "at TEXT"))
+    conn.execute(f"CREATE TABLE {VERSION_TABLE.name} (component TEXT NOT NULL, version INTEGER NOT NULL, "
+                 "PRIMARY KEY (component))")  # fmt: skip
+    conn.execute(f"INSERT INTO {VERSION_TABLE.name} VALUES ('things', 1)")
+    for text in (OLD_STAMPS[0][0], "not a time", OLD_STAMPS[1][0]):  # converts to NULL: NOT NULL refuses it
+        conn.execute("INSERT INTO things (at, name, n, ok) VALUES (?, 'x', 1, 1)", (text,))
+    conn.commit()
+    conn.close()
+    v2 = Component("things", 2, (THINGS,), lock_id=1, config_key="things_db",
+                   migrations=((2, (IntegerTimestamps(THINGS),)),))  # fmt: skip
+    db = SQLiteDatabase(parse_target(path, key="things_db"), key="things_db")
+    with pytest.raises(ConfigError, match="things"):
+        db.ensure(v2)
+    assert db.query("SELECT at FROM things ORDER BY id") == [(OLD_STAMPS[0][0],), ("not a time",), (OLD_STAMPS[1][0],)]
+    assert db.query("SELECT version FROM spendmeter_schema_version") == [(1,)]
+    assert [r[1] for r in db.query("PRAGMA index_list(things)")] == ["things_by_name"]
+    db.close()
+
+
 def test_versions_are_recorded_per_component_and_a_newer_one_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "t.db"
     db = SQLiteDatabase(str(path), key="things_db")
