@@ -83,10 +83,14 @@ def _iso_text(conn: sqlite3.Connection) -> bool:
     return row is not None and int(row[0]) < INTEGER_TIMESTAMPS
 
 
+def _utc(when: datetime) -> datetime:
+    """A timestamp parameter in UTC; a naive one is UTC already."""
+    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def _sqlite_stamp(when: datetime, iso_text: bool) -> int | str:
-    """A timestamp parameter (a naive one is UTC) as this SQLite ledger stores them."""
-    when = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
-    return when.isoformat(timespec="microseconds") if iso_text else micros(when)  # schema 3: ISO text
+    """A timestamp parameter as this SQLite ledger stores them: integer microseconds, or ISO text (schema 3)."""
+    return _utc(when).isoformat(timespec="microseconds") if iso_text else micros(_utc(when))
 
 
 class LedgerSource:
@@ -128,7 +132,7 @@ class LedgerSource:
     def stamp(self, when: datetime) -> datetime:
         """A timestamp parameter compared with `started_at` (a naive one is UTC). On SQLite, `query()` binds it
         as the ledger stores it: integer microseconds, or ISO text in a ledger older than schema 4."""
-        return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+        return _utc(when)
 
     def query(self, text: str, params: list[Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run `text` (see `sql()`); a missing table becomes `LedgerUnavailable`."""

@@ -133,7 +133,7 @@ class Table:
             for i in stamps:
                 value = out[i]
                 if isinstance(value, datetime):
-                    out[i] = (value.astimezone(UTC) - EPOCH) // MICROSECOND
+                    out[i] = micros(value.astimezone(UTC))  # a naive datetime is local time, as astimezone says
             return out
 
         return adapt
@@ -188,9 +188,9 @@ class IntegerTimestamps:
         if dialect != "sqlite":
             return []
         t, new = self.table, f"{self.table.name}_rebuilt"
-        values = [_iso_to_micros(c.name) if c.type == "timestamp" else c.name for c in t.columns]
-        columns = ("id", *t.column_names) if not t.primary_key else t.column_names
-        values = ["id", *values] if not t.primary_key else values
+        ids = () if t.primary_key else ("id",)  # the surrogate key, kept
+        columns = (*ids, *t.column_names)
+        values = (*ids, *(_iso_to_micros(c.name) if c.type == "timestamp" else c.name for c in t.columns))
         create, *indexes = t.create(dialect)
         return [
             create.replace(f"CREATE TABLE IF NOT EXISTS {t.name} (", f"CREATE TABLE {new} (", 1),
