@@ -20,6 +20,7 @@ import sqlite3
 import sys
 from typing import Any
 
+from spendmeter._contain import report
 from spendmeter.call import Call, Cost, Unpriced
 from spendmeter.runtime import finisher
 from spendmeter.storage import BatchWriter, Column, Component, Database, Table, Target, open_database, parse_target
@@ -95,8 +96,11 @@ LEDGER_TABLE = Table(
     ),
 )
 COLUMN_NAMES = LEDGER_TABLE.column_names
+INTEGER_TIMESTAMPS = IntegerTimestamps(LEDGER_TABLE)
 MIGRATIONS = ((2, (AddColumn(TABLE, Column("tags", "text")),)), (3, tuple(AddColumn(TABLE, c) for c in _V3)),
-              (4, (IntegerTimestamps(LEDGER_TABLE),)))  # fmt: skip
+              (4, (INTEGER_TIMESTAMPS,)))  # fmt: skip
+# SQLite: rows checked for ISO text timestamps per batch, at most, while catching up with the existing rows.
+STRAY_CHECK_ROWS = 100_000
 LEDGER = Component("ledger", SCHEMA_VERSION, (LEDGER_TABLE,), lock_id=0x4C4544474552, config_key="ledger",  # "LEDGER"
                    migrations=MIGRATIONS)
 BULK = True  # SQLite tuned for large batches (spendmeter.storage.sqlite.BULK_*)
@@ -118,6 +122,8 @@ class LedgerBackend:
         self.db = db
         self._encode = encoder(LEDGER_TABLE, db.dialect)  # storable values, then what the driver binds
         db.ensure(LEDGER)
+        self._strays = INTEGER_TIMESTAMPS.strays() if db.dialect == "sqlite" else None
+        self._checked = 0  # SQLite: the rows up to this id are known to hold integer timestamps
 
     def __repr__(self) -> str:
         return f"LedgerBackend({self.db.target.redacted!r})"
@@ -125,6 +131,26 @@ class LedgerBackend:
     def write(self, rows: list[tuple[Any, ...]]) -> None:
         """Insert `LedgerSink._row()` tuples, made storable (`storage.rows`), in one transaction."""
         self.db.insert_rows(LEDGER_TABLE, self._encode(rows))
+        if self._strays is not None:
+            try:
+                self._checked = self.db.run(self._convert_strays)
+            except Exception:  # the batch is written: never retried for this; the next batch tries again
+                report("ledger.timestamps_unconverted")
+
+    def _convert_strays(self, run: Any) -> int:
+        """After its schema-4 rebuild, a SQLite ledger can still receive rows with ISO text timestamps from a
+        process of an older spendmeter (one not yet restarted during an upgrade). Each batch converts them
+        in the rows since the last check: all rows once (from id 0, `STRAY_CHECK_ROWS` per batch), then
+        only the new ones (by id range). Returns the id checked up to."""
+        top = int(run(f"SELECT coalesce(max(id), 0) FROM {TABLE}")[0][0])
+        upto = min(top, self._checked + STRAY_CHECK_ROWS)
+        assert self._strays is not None
+        run(self._strays, (self._checked, upto))
+        converted = int(run("SELECT changes()")[0][0])
+        if converted:
+            log.info("spendmeter ledger: %d rows written with ISO text timestamps by an older spendmeter converted",
+                     converted)  # fmt: skip
+        return upto
 
     def reconnect(self) -> None:
         self.db.reset()
