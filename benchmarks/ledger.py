@@ -5,7 +5,8 @@
   The writer is behind from the start, so it writes up to `max_batch_size` rows per transaction (the sink's
   default, 5 x batch_size); one more line shows the largest batch size with max_batch_size = batch_size.
 - `write only`: the writer thread's part alone on SQLite (`storage.rows` encoder + `sqlite3.executemany`, one
-  transaction per batch), and SQLAlchemy Core on the same table when it is importable (spendmeter does not
+  transaction per batch), the same on the table without its indexes (what they cost), and SQLAlchemy Core on
+  the same table when it is importable (spendmeter does not
   depend on it; docs/ledger.md says why).
 - PostgreSQL: the same sink through psycopg's pool, on a throwaway server started like the e2e tests start
   theirs (initdb in a temp dir, pg_ctl, a free 127.0.0.1 port; PostgreSQL's default durability unless
@@ -87,12 +88,14 @@ def sqlite_file(where: str) -> str:
     return os.path.join(tempfile.mkdtemp(dir=where), "ledger.db")
 
 
-def write_only(rows: list[tuple[Any, ...]], where: str, batch_size: int) -> float:
-    """What the writer thread does per batch, on its own: encode the rows, executemany, commit."""
+def write_only(rows: list[tuple[Any, ...]], where: str, batch_size: int, indexes: bool = True) -> float:
+    """What the writer thread does per batch, on its own: encode the rows, executemany, commit. `indexes=False`:
+    the table without its 3 indexes, to show what they cost."""
     encode = encoder(LEDGER_TABLE, "sqlite")
     conn = connect(sqlite_file(where), bulk=True)
     conn.execute("PRAGMA journal_mode=WAL")
-    for sql in LEDGER_TABLE.create("sqlite"):
+    create, *index_sql = LEDGER_TABLE.create("sqlite")
+    for sql in (create, *(index_sql if indexes else ())):
         conn.execute(sql)
     insert = LEDGER_TABLE.insert("sqlite")
     started = time.perf_counter()
@@ -236,6 +239,9 @@ def main() -> None:
         rates = repeat(args.repeat, lambda b=batch: write_only(rows, args.dir, b))
         out["sqlite"][f"write_only_batch_{batch}"] = summary(rates)
         line(f"sqlite batch {batch:>5}: write only, encode + executemany", rates)
+        rates = repeat(args.repeat, lambda b=batch: write_only(rows, args.dir, b, indexes=False))
+        out["sqlite"][f"write_only_no_indexes_batch_{batch}"] = summary(rates)
+        line(f"sqlite batch {batch:>5}: write only, without the 3 indexes", rates)
         core = None if args.no_sqlalchemy else sqlalchemy_core(rows, args.dir, batch)
         if core is not None:
             out["sqlite"][f"sqlalchemy_core_batch_{batch}"] = round(core)
