@@ -132,20 +132,20 @@ class LedgerBackend:
         """Insert `LedgerSink._row()` tuples, made storable (`storage.rows`), in one transaction."""
         self.db.insert_rows(LEDGER_TABLE, self._encode(rows))
         if self._strays is not None:
+            strays = self._strays
             try:
-                self._checked = self.db.run(self._convert_strays)
+                self._checked = self.db.run(lambda run: self._convert_strays(run, strays))
             except Exception:  # the batch is written: never retried for this; the next batch tries again
                 report("ledger.timestamps_unconverted")
 
-    def _convert_strays(self, run: Any) -> int:
+    def _convert_strays(self, run: Any, strays: str) -> int:
         """After its schema-4 rebuild, a SQLite ledger can still receive rows with ISO text timestamps from a
         process of an older spendmeter (one not yet restarted during an upgrade). Each batch converts them
         in the rows since the last check: all rows once (from id 0, `STRAY_CHECK_ROWS` per batch), then
         only the new ones (by id range). Returns the id checked up to."""
         top = int(run(f"SELECT coalesce(max(id), 0) FROM {TABLE}")[0][0])
         upto = min(top, self._checked + STRAY_CHECK_ROWS)
-        assert self._strays is not None
-        run(self._strays, (self._checked, upto))
+        run(strays, (self._checked, upto))
         converted = int(run("SELECT changes()")[0][0])
         if converted:
             log.info("spendmeter ledger: %d rows written with ISO text timestamps by an older spendmeter converted",

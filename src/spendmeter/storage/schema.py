@@ -163,7 +163,7 @@ class AddColumn:
         return [f"ALTER TABLE {self.table} ADD COLUMN {self.column.render(dialect)}"]
 
 
-def iso_to_micros(column: str) -> str:
+def _iso_to_micros(column: str) -> str:
     """SQL: the ISO-8601 text older versions wrote (`2026-03-01T12:00:00.123456+00:00`) as `micros()`; any
     other value (an integer already) as it is. strftime('%s') truncates toward zero, so the whole seconds are
     read without the fraction and the fraction is added on its own."""
@@ -190,7 +190,7 @@ class IntegerTimestamps:
         t, new = self.table, f"{self.table.name}_rebuilt"
         ids = () if t.primary_key else ("id",)  # the surrogate key, kept
         columns = (*ids, *t.column_names)
-        values = (*ids, *(iso_to_micros(c.name) if c.type == "timestamp" else c.name for c in t.columns))
+        values = (*ids, *(_iso_to_micros(c.name) if c.type == "timestamp" else c.name for c in t.columns))
         create, *indexes = t.create(dialect)
         return [
             create.replace(f"CREATE TABLE IF NOT EXISTS {t.name} (", f"CREATE TABLE {new} (", 1),
@@ -205,7 +205,7 @@ class IntegerTimestamps:
         spendmeter that opened the file before its rebuild (a worker not yet restarted during an upgrade)
         still writes its rows that way, into the INTEGER columns."""
         stamps = [c.name for c in self.table.columns if c.type == "timestamp"]
-        sets = ", ".join(f"{name} = {iso_to_micros(name)}" for name in stamps)
+        sets = ", ".join(f"{name} = {_iso_to_micros(name)}" for name in stamps)
         texts = " OR ".join(f"typeof({name}) = 'text'" for name in stamps)
         return f"UPDATE {self.table.name} SET {sets} WHERE id > ? AND id <= ? AND ({texts})"
 
