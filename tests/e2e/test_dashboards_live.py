@@ -11,6 +11,10 @@ panel could pass on their leftovers. Here the TSDB starts empty and every answer
 is started from the same shipped files through servers.start_prometheus(); its alerts go nowhere (an
 unused port), so the demo's alerts never reach the session webhook the other tests read.
 
+The budgets run in a fixed-offset timezone in which it is about 02:00 when the module starts: the burn-rate
+forecast multiplies the spend rate by the time left in the day, so with the day in UTC a run shortly before
+midnight UTC had no forecast overshooting and no pending alert (CI failed on exactly that once).
+
 Panels of the form `<query> or vector(0)` always return something, so for them the query before the
 fallback is checked too; the few that are empty by design after a short healthy run are listed in
 EXPECTED_FALLBACK_ONLY with the reason, and the test fails if that list is wrong either way.
@@ -29,6 +33,7 @@ import urllib.error
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +65,9 @@ DATA_TIMEOUT_S = 45.0  # from the first scrape of the demo until every panel has
 # Small limits so that, at DEMO_RATE, within a few seconds: heavy-user is blocked (user daily, block),
 # most regular users pass the user budget's lowest warn level (so their per-user gauges exist), the
 # global daily budget passes its lowest warn level, the coding feature exhausts its feature budget
-# (LLMBudgetExhausted), and the monthly budget stays far below its limit while its forecast overshoots
-# (LLMBudgetBurnRateForecast pending).
+# (LLMBudgetExhausted), and the regular users stay below their daily limit while their forecasts
+# overshoot it (LLMBudgetBurnRateForecast pending). The timezone line comes from early_in_the_day_zone().
 BUDGETS = """\
-timezone: UTC
 store: memory
 budgets:
   - {name: e2e-user-daily, scope: user, period: day, limit_usd: 1, warn_at: [0.02, 0.8], action: block}
@@ -71,6 +75,19 @@ budgets:
   - {name: e2e-global-monthly, scope: global, period: month, limit_usd: 1000, warn_at: [0.5]}
   - {name: e2e-feature-daily, scope: feature, period: day, limit_usd: 1, warn_at: [0.5]}
 """
+
+
+def early_in_the_day_zone(now: datetime) -> str:
+    """An `Etc/GMT±N` zone in which `now` falls between 02:00 and 03:00 local time.
+
+    The daily budgets then have about 22 h left, whatever the hour in UTC: their forecasts overshoot within
+    seconds of the demo starting and no day ends during the module. (`Etc/GMT-5` is UTC+5: POSIX signs.)
+    """
+    offset = 2 - now.astimezone(UTC).hour  # -21 .. +2 hours, then -12 .. +11
+    if offset < -12:
+        offset += 24  # Etc/GMT zones span UTC-12 .. UTC+14
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
 
 FALLBACK = " or vector(0)"
 # The query before `or vector(0)` -> why it has no data after a short, healthy demo run.
@@ -100,7 +117,7 @@ class DemoStack:
 def stack(prometheus_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoStack]:
     workdir = tmp_path_factory.mktemp("dashboards-live")
     budgets = workdir / "budgets.yaml"
-    budgets.write_text(BUDGETS)
+    budgets.write_text(f"timezone: {early_in_the_day_zone(datetime.now(UTC))}\n" + BUDGETS)
     port = servers.free_port()
     demo_log = workdir / "demo.log"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
