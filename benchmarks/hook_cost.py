@@ -6,9 +6,12 @@ loopback HTTP noise, so it is the number to watch for regressions; `overhead.py`
     python benchmarks/hook_cost.py [--calls 400] [--rounds 9] [--json out.json]
 
 Spans go to a TracerProvider with a no-op exporter (SimpleSpanProcessor), metrics to a private Prometheus
-registry, pricing on. Only the calling thread is timed: what spendmeter finishes on its background thread
-(pricing, metrics, span end) is not in these figures; each block is flushed after its timing. `peers.py`
-gives process CPU (every thread) beside it, and the peers in the same run.
+registry, pricing on. The anthropic SDK's own span per call is off on the client (`open_telemetry={"traces":
+False}`), as in `peers.py`: left on, it does more work whenever any span is current (ours, or a span of the
+application's), 80–110 µs here, which is the SDK's cost, not the hook's.
+Only the calling thread is timed: what spendmeter finishes on its background thread (pricing, metrics, span
+end) is not in these figures; each block is flushed after its timing. `peers.py` gives process CPU (every
+thread) beside it, and the peers in the same run.
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ def _modes() -> dict[str, Callable[[], object]]:
     transport = httpx2.MockTransport(_handler)
     oai = openai.OpenAI(api_key="sk", base_url="https://api.openai.com/v1", max_retries=0,
                         http_client=httpx2.Client(transport=transport))
-    ant = anthropic.Anthropic(api_key="sk", max_retries=0, http_client=httpx2.Client(transport=transport))
+    ant = anthropic.Anthropic(api_key="sk", max_retries=0, http_client=httpx2.Client(transport=transport),
+                              open_telemetry={"traces": False})
     return {
         "openai sync": lambda: oai.chat.completions.create(model="gpt-4o-mini", messages=MSG),
         "openai stream": lambda: list(oai.chat.completions.create(model="gpt-4o-mini", messages=MSG, stream=True)),

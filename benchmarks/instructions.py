@@ -158,7 +158,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=100, help="calls per mode and side")
     parser.add_argument("--warmup", type=int, default=20, help="uncounted calls per mode and side first")
-    parser.add_argument("--tools", default="spendmeter," + ",".join(peers.ANCHORS))
+    parser.add_argument("--tools", default=",".join(("spendmeter", *peers.ANCHORS, peers.FLOOR)))
     parser.add_argument("--modes", default=",".join(peers.MODES))
     parser.add_argument("--python", action="append", default=[], metavar="TOOL=PATH")
     parser.add_argument("--gc", choices=("on", "off"), default="on",
@@ -225,9 +225,13 @@ def main() -> None:
             added, ratio = me[clock]["added"], me[clock]["ratio"]
             checks.setdefault(clock, {})[mode] = {"added": added, "ratio": ratio, "lightest_peer": name,
                                                   "lightest_added": lightest}
+            floor = results.get(peers.FLOOR, {}).get(mode)
+            if floor is not None:
+                checks[clock][mode]["span_floor_added"] = floor[clock]["added"]
             print(f"  {clock:<8}{mode:<19} +{added / 1e3:.1f}k vs {name} +{lightest / 1e3:.1f}k: "
                   f"1/3 {'PASS' if added <= lightest / 3 else 'FAIL'};  ×{ratio:.3f} "
-                  f"{'PASS' if ratio <= 1.05 else 'FAIL'}")
+                  f"{'PASS' if ratio <= 1.05 else 'FAIL'}"
+                  + (f";  one bare span: +{floor[clock]['added'] / 1e3:.1f}k" if floor is not None else ""))
     print(f"done in {time.monotonic() - started:.0f} s")
     if args.json:
         with open(args.json, "w") as f:

@@ -8,8 +8,11 @@ Tools: spendmeter (default settings: spans, Prometheus metrics in a private regi
 (the same, finishing each call on the caller's thread, where this spendmeter has that option), OpenLLMetry
 (opentelemetry-instrumentation-openai / -anthropic), OpenTelemetry's GenAI instrumentation
 (opentelemetry-instrumentation-genai-openai / -anthropic), the older opentelemetry-instrumentation-openai-v2, and
-OpenLIT. Each runs in its own worker process, on the interpreter given with --python (default: this one), so
-their patches never stack and their pins can differ; a tool whose package is missing there is reported as not
+OpenLIT; and span-floor, a reference rather than a peer (never "the lightest peer"): one bare SDK span started
+and made current around each SDK request, nothing read, no metrics, the least any tool that puts a span around
+the call pays on the caller's thread.
+Each runs in its own worker process, on the interpreter given with --python (default: this one), so their
+patches never stack and their pins can differ; a tool whose package is missing there is reported as not
 installed. The workers stay up and are driven round-robin (the order rotates every round), one tool and mode
 at a time, so drift of the machine falls on every tool alike; within a worker, bare and instrumented calls
 alternate every --chunk calls (which side goes first alternates by round), toggled with the tool's own
@@ -74,8 +77,10 @@ TOOLS: dict[str, dict[str, Any]] = {
                    "anthropic": ["opentelemetry-instrumentation-genai-anthropic"], "extra": "bench-otel-genai"},
     "otel-v2": {"openai": ["opentelemetry-instrumentation-openai-v2"], "anthropic": None, "extra": "bench-otel-v2"},
     "openlit": {"openai": ["openlit"], "anthropic": ["openlit"], "extra": "bench-openlit"},
+    "span-floor": {"openai": [], "anthropic": [], "extra": None},  # a reference, not a peer: _setup_span_floor
 }
 ANCHORS = ("openllmetry", "otel-genai", "otel-v2", "openlit")
+FLOOR = "span-floor"
 STRIPPED_ENV_PREFIXES = ("TRACELOOP_", "OTEL_", "OPENLIT_", "SPENDMETER_")
 SDK_DISTS = ("openai", "anthropic", "httpx2", "opentelemetry-api", "opentelemetry-sdk", "wrapt")
 # OpenLIT fetches its price list from the network unless given a file: these are the list prices of the two
@@ -401,6 +406,39 @@ def _setup_openlit(tel: _Telemetry, covers: dict[str, bool]) -> _Tool:
     )
 
 
+def _setup_span_floor(tel: _Telemetry, covers: dict[str, bool]) -> _Tool:
+    """A reference, not a peer: the least that any tool putting an OpenTelemetry span around the call pays.
+    One SDK span per request, started and made current in the SDK clients' `request()` before anything is
+    sent and ended when it returns (for a stream: when the SDK hands the stream back, before the first chunk);
+    no attribute, nothing read from the request or the response, no metrics, no pricing."""
+    import anthropic._base_client as anthropic_base
+    import openai._base_client as openai_base
+    import wrapt
+    from opentelemetry.trace import SpanKind
+
+    tracer = tel.tracer_provider.get_tracer("span-floor")
+
+    def around(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        with tracer.start_as_current_span("chat", kind=SpanKind.CLIENT):
+            return wrapped(*args, **kwargs)
+
+    async def around_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        with tracer.start_as_current_span("chat", kind=SpanKind.CLIENT):
+            return await wrapped(*args, **kwargs)
+
+    targets = [(openai_base.SyncAPIClient, around), (openai_base.AsyncAPIClient, around_async),
+               (anthropic_base.SyncAPIClient, around), (anthropic_base.AsyncAPIClient, around_async)]
+    swap = _Swap([(cls, "request", vars(cls)["request"], wrapt.FunctionWrapper(vars(cls)["request"], hook))
+                  for cls, hook in targets])
+    return _Tool(on=swap.on, off=swap.off, info={
+        "version": f"a reference floor: one bare span per request (opentelemetry-sdk {_version('opentelemetry-sdk')})",
+        "content": "none (nothing is read)",
+        "toggle": "wrapt wrappers on openai/anthropic SyncAPIClient.request and AsyncAPIClient.request, swapped "
+                  "with the originals",
+        "pricing": "none",
+    })
+
+
 class _NotAvailable(Exception):
     pass
 
@@ -412,6 +450,7 @@ SETUPS: dict[str, Callable[..., _Tool]] = {
     "otel-genai": _setup_otel_genai,
     "otel-v2": _setup_otel_v2,
     "openlit": _setup_openlit,
+    FLOOR: _setup_span_floor,
 }
 
 
@@ -853,8 +892,12 @@ def main() -> None:
             checks.setdefault(m, {})[mode] = {"spendmeter_added_us": added, "lightest_peer": name,
                                               "lightest_peer_added_us": lightest, "third": third,
                                               "ratio": ratio, "within_1_05": bare_ok}
+            floor = summaries.get(FLOOR, {}).get(mode, {})
+            if floor.get("state") == "ok":
+                checks[m][mode]["span_floor_added_us"] = floor[m]["added_us"]
             print(f"    {mode:<19} spendmeter +{added:.1f} µs vs {name} +{lightest:.1f} (1/3 = {lightest / 3:.1f}): "
-                  f"{'PASS' if third else 'FAIL'};  ×{ratio:.3f} ≤ 1.05: {'PASS' if bare_ok else 'FAIL'}")
+                  f"{'PASS' if third else 'FAIL'};  ×{ratio:.3f} ≤ 1.05: {'PASS' if bare_ok else 'FAIL'}"
+                  + (f";  one bare span: +{floor[m]['added_us']:.1f}" if floor.get("state") == "ok" else ""))
     for p in live:
         if p.end:
             metrics = p.end.get("metrics") or ", ".join(p.end.get("otel_metrics", [])) or "none"
