@@ -13,8 +13,8 @@ unused port), so the demo's alerts never reach the session webhook the other tes
 
 The budgets run in a fixed-offset timezone in which it is about 02:00 when the module starts: the burn-rate
 forecast multiplies the spend rate by the time left in the day, so with the day in UTC a run shortly before
-midnight UTC had no forecast overshooting and no pending alert (the cause, as far as its log shows, of one
-CI failure).
+midnight UTC has no forecast overshooting and no pending alert (the likely cause of one CI failure, in a
+run that started at about 23:45 UTC).
 
 Panels of the form `<query> or vector(0)` always return something, so for them the query before the
 fallback is checked too; the few that are empty by design after a short healthy run are listed in
