@@ -14,7 +14,7 @@ unused port), so the demo's alerts never reach the session webhook the other tes
 The budgets run in a fixed-offset timezone in which it is about 02:00 when the module starts: the burn-rate
 forecast multiplies the spend rate by the time left in the day, so with the day in UTC a run shortly before
 midnight UTC has no forecast overshooting and no pending alert (the likely cause of one CI failure, in a
-run that started at about 23:45 UTC).
+run made near midnight UTC).
 
 Panels of the form `<query> or vector(0)` always return something, so for them the query before the
 fallback is checked too; the few that are empty by design after a short healthy run are listed in
