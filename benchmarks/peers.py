@@ -67,6 +67,7 @@ METRIC_TITLES = {
     "wall": "wall time of the calls (time.perf_counter_ns)",
     "process": "process CPU, all threads, incl. the end-of-chunk flush (time.process_time_ns)",
 }
+FLOOR = "span-floor"  # a reference, not a peer: _setup_span_floor
 # tool -> distributions it needs (the first group instruments openai, the second anthropic) and the extra
 TOOLS: dict[str, dict[str, Any]] = {
     "spendmeter": {"openai": ["spendmeter"], "anthropic": ["spendmeter"], "extra": None},
@@ -77,10 +78,9 @@ TOOLS: dict[str, dict[str, Any]] = {
                    "anthropic": ["opentelemetry-instrumentation-genai-anthropic"], "extra": "bench-otel-genai"},
     "otel-v2": {"openai": ["opentelemetry-instrumentation-openai-v2"], "anthropic": None, "extra": "bench-otel-v2"},
     "openlit": {"openai": ["openlit"], "anthropic": ["openlit"], "extra": "bench-openlit"},
-    "span-floor": {"openai": [], "anthropic": [], "extra": None},  # a reference, not a peer: _setup_span_floor
+    FLOOR: {"openai": [], "anthropic": [], "extra": None},
 }
 ANCHORS = ("openllmetry", "otel-genai", "otel-v2", "openlit")
-FLOOR = "span-floor"
 STRIPPED_ENV_PREFIXES = ("TRACELOOP_", "OTEL_", "OPENLIT_", "SPENDMETER_")
 SDK_DISTS = ("openai", "anthropic", "httpx2", "opentelemetry-api", "opentelemetry-sdk", "wrapt")
 # OpenLIT fetches its price list from the network unless given a file: these are the list prices of the two
@@ -893,11 +893,12 @@ def main() -> None:
                                               "lightest_peer_added_us": lightest, "third": third,
                                               "ratio": ratio, "within_1_05": bare_ok}
             floor = summaries.get(FLOOR, {}).get(mode, {})
+            floor_note = ""
             if floor.get("state") == "ok":
                 checks[m][mode]["span_floor_added_us"] = floor[m]["added_us"]
+                floor_note = f";  one bare span: +{floor[m]['added_us']:.1f}"
             print(f"    {mode:<19} spendmeter +{added:.1f} µs vs {name} +{lightest:.1f} (1/3 = {lightest / 3:.1f}): "
-                  f"{'PASS' if third else 'FAIL'};  ×{ratio:.3f} ≤ 1.05: {'PASS' if bare_ok else 'FAIL'}"
-                  + (f";  one bare span: +{floor[m]['added_us']:.1f}" if floor.get("state") == "ok" else ""))
+                  f"{'PASS' if third else 'FAIL'};  ×{ratio:.3f} ≤ 1.05: {'PASS' if bare_ok else 'FAIL'}{floor_note}")
     for p in live:
         if p.end:
             metrics = p.end.get("metrics") or ", ".join(p.end.get("otel_metrics", [])) or "none"
