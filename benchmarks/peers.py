@@ -9,8 +9,8 @@ Tools: spendmeter (default settings: spans, Prometheus metrics in a private regi
 (opentelemetry-instrumentation-openai / -anthropic), OpenTelemetry's GenAI instrumentation
 (opentelemetry-instrumentation-genai-openai / -anthropic), the older opentelemetry-instrumentation-openai-v2, and
 OpenLIT; and span-floor, a reference rather than a peer (never "the lightest peer"): one bare SDK span started
-and made current around each SDK request, nothing read, no metrics, the least any tool that puts a span around
-the call pays on the caller's thread.
+and made current around each SDK request, nothing read, no metrics: the least a tool pays on the caller's thread
+when it starts its span there.
 Each runs in its own worker process, on the interpreter given with --python (default: this one), so their
 patches never stack and their pins can differ; a tool whose package is missing there is reported as not
 installed. The workers stay up and are driven round-robin (the order rotates every round), one tool and mode
@@ -407,7 +407,7 @@ def _setup_openlit(tel: _Telemetry, covers: dict[str, bool]) -> _Tool:
 
 
 def _setup_span_floor(tel: _Telemetry, covers: dict[str, bool]) -> _Tool:
-    """A reference, not a peer: the least that any tool putting an OpenTelemetry span around the call pays.
+    """A reference, not a peer: the least a tool pays on the caller's thread when it starts its span there.
     One SDK span per request, started and made current in the SDK clients' `request()` before anything is
     sent and ended when it returns (for a stream: when the SDK hands the stream back, before the first chunk);
     no attribute, nothing read from the request or the response, no metrics, no pricing."""
